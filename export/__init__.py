@@ -1,0 +1,1 @@
+"""Offline training and export of the codec's models (never installed onboard)."""

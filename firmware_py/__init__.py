@@ -1,0 +1,3 @@
+"""Onboard runtime of the quick-preview image compressor (qpv)."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,151 @@
+"""Encoder controller: wires colour conversion, blocking, classification, transform,
+quantization, Huffman coding and the bitstream writer, and runs rate control.
+
+The frame is analysed once (classes and latents do not depend on the quantizer);
+rate control then only re-quantizes and re-codes, which is what makes a byte budget
+affordable onboard.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import blocking, classify, color, huffman, quantize, transform
+from .bitstream import MAX_DIMENSION, MAX_PIXELS, ColourMode, PlaneSegment, StreamHeader, write_stream
+from .errors import ImageError, RateControlError
+from .profiles import MAX_QUALITY, MIN_QUALITY, Profile, get_profile
+
+# Bisection steps of rate control on log(quality): 2^-12 of the 256x range is a
+# quality resolution of 0.14%, finer than one Huffman table changes the size.
+RATE_CONTROL_STEPS = 12
+
+
+@dataclass(frozen=True)
+class PlaneAnalysis:
+    classes: np.ndarray  # (n,) uint8 block classes, raster order
+    latents: tuple[np.ndarray, ...]  # per class: (n_c, k_c) latents of its blocks
+
+
+@dataclass(frozen=True)
+class FrameAnalysis:
+    profile: Profile
+    colour: ColourMode
+    height: int
+    width: int
+    planes: tuple[PlaneAnalysis, ...]
+
+
+def image_planes(image: np.ndarray) -> tuple[ColourMode, list[np.ndarray]]:
+    """Validate an input image and split it into the planes the stream codes."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise ImageError("image must be a uint8 numpy array")
+    if image.ndim == 2:
+        mode, planes = ColourMode.GRAY, [image.astype(np.float64)]
+    elif image.ndim == 3 and image.shape[2] == 3:
+        ycbcr = color.rgb_to_ycbcr(image)
+        mode = ColourMode.YCBCR420
+        planes = [ycbcr[..., 0], color.downsample_420(ycbcr[..., 1]), color.downsample_420(ycbcr[..., 2])]
+    else:
+        raise ImageError(f"image must be HxW (gray) or HxWx3 (RGB), got shape {image.shape}")
+    height, width = image.shape[:2]
+    if not (1 <= height <= MAX_DIMENSION and 1 <= width <= MAX_DIMENSION) or height * width > MAX_PIXELS:
+        raise ImageError(f"image size {width}x{height} is outside 1..{MAX_DIMENSION} per side or {MAX_PIXELS} pixels")
+    return mode, planes
+
+
+def analyse_plane(plane: np.ndarray, profile: Profile) -> PlaneAnalysis:
+    blocks = blocking.plane_to_blocks(plane)
+    classes, _ = classify.classify(blocks, profile.models[0], profile.threshold)
+    latents = tuple(transform.analyse(blocks[classes == c], model) for c, model in enumerate(profile.models))
+    return PlaneAnalysis(classes, latents)
+
+
+def analyse_frame(image: np.ndarray, profile: Profile) -> FrameAnalysis:
+    mode, planes = image_planes(image)
+    return FrameAnalysis(
+        profile, mode, image.shape[0], image.shape[1], tuple(analyse_plane(p, profile) for p in planes)
+    )
+
+
+def stream_steps(profile: Profile, quality: float) -> tuple[float, ...]:
+    """Per-class steps as the stream stores them (float32), so both ends use the same."""
+    return tuple(float(s) for s in np.float32(profile.steps(quality)))
+
+
+def code_plane(plane: PlaneAnalysis, profile: Profile, steps: tuple[float, ...]) -> PlaneSegment:
+    layout = huffman.BlockLayout(tuple(m.latents for m in profile.models), profile.class_bits)
+    symbols = np.zeros((plane.classes.shape[0], layout.max_latents), dtype=np.int32)
+    tables = []
+    for c, latents in enumerate(plane.latents):
+        levels = quantize.quantize(latents, steps[c])
+        symbols[plane.classes == c, : levels.shape[1]] = levels
+        tables.append(huffman.HuffmanTable.from_symbols(levels))
+    return PlaneSegment(tuple(tables), huffman.pack(plane.classes, symbols, layout, tables))
+
+
+def code_frame(analysis: FrameAnalysis, quality: float) -> bytes:
+    """Quantize and entropy-code an analysed frame at one step scale."""
+    profile = analysis.profile
+    steps = stream_steps(profile, quality)
+    header = StreamHeader(profile.profile_id, analysis.colour, analysis.width, analysis.height, profile.fingerprint, steps)
+    return write_stream(header, [code_plane(p, profile, steps) for p in analysis.planes])
+
+
+def fit_budget(analysis: FrameAnalysis, max_bytes: int) -> bytes:
+    """The stream of the finest quality whose whole size is at most ``max_bytes``."""
+    coarsest = code_frame(analysis, MAX_QUALITY)
+    if len(coarsest) > max_bytes:
+        raise RateControlError(
+            f"even the coarsest quality needs {len(coarsest)} bytes, over the budget of {max_bytes}"
+        )
+    finest = code_frame(analysis, MIN_QUALITY)
+    if len(finest) <= max_bytes:
+        return finest
+    best, low, high = coarsest, math.log(MIN_QUALITY), math.log(MAX_QUALITY)
+    for _ in range(RATE_CONTROL_STEPS):
+        middle = 0.5 * (low + high)
+        stream = code_frame(analysis, math.exp(middle))
+        if len(stream) <= max_bytes:
+            best, high = stream, middle
+        else:
+            low = middle
+    return best
+
+
+def budget_bytes(pixels: int, bpp: float | None, max_bytes: int | None) -> int | None:
+    """The byte budget a ``bpp`` or ``max_bytes`` request sets for a frame (None: no budget)."""
+    if bpp is not None and max_bytes is not None:
+        raise ValueError("give bpp or max_bytes, not both")
+    if bpp is not None:
+        if not (math.isfinite(bpp) and bpp > 0):
+            raise ValueError(f"bpp must be positive, got {bpp}")
+        return int(bpp * pixels / 8)
+    if max_bytes is not None and max_bytes <= 0:
+        raise ValueError(f"max_bytes must be positive, got {max_bytes}")
+    return max_bytes
+
+
+def encode(
+    image: np.ndarray,
+    *,
+    quality: float | None = None,
+    bpp: float | None = None,
+    max_bytes: int | None = None,
+    profile: str | None = None,
+) -> bytes:
+    """Compress an HxW (gray) or HxWx3 (RGB) uint8 image into a self-contained stream.
+
+    ``quality`` scales the profile's quantizer steps (1.0 = default, smaller = finer).
+    ``bpp`` or ``max_bytes`` instead ask rate control for the finest quality whose
+    whole stream fits; RateControlError says when none does.
+    """
+    analysis = analyse_frame(image, get_profile(profile))
+    budget = budget_bytes(analysis.height * analysis.width, bpp, max_bytes)
+    if budget is not None and quality is not None:
+        raise ValueError("give quality or a byte budget (bpp / max_bytes), not both")
+    if budget is not None:
+        return fit_budget(analysis, budget)
+    return code_frame(analysis, 1.0 if quality is None else quality)

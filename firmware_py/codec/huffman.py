@@ -1,0 +1,409 @@
+"""Canonical Huffman coding of quantized latents, with per-stream tables.
+
+Each block class has its own table, built from the frame's own symbol counts (like
+libjpeg's ``optimize``) and sent in the stream as 4-bit code lengths over a contiguous
+symbol range. The bit packer writes, per block in raster order, the class index in
+``class_bits`` plain bits followed by the block's latent symbols; MSB first.
+
+The numba kernels trust their arrays completely (numba does not bounds-check), so every
+table is validated when parsed and every symbol is checked before packing; the unpack
+kernel bounds every read by the payload length and reports failures as a status code.
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .errors import CorruptStreamError
+
+MAX_CODE_LENGTH = 15
+MAX_ALPHABET = 1 << 15
+_TABLE_HEADER = struct.Struct("<hH")
+
+# Status codes of the unpack kernel.
+UNPACK_OK = 0
+UNPACK_OUT_OF_BITS = 1
+UNPACK_BAD_CODE = 2
+UNPACK_BAD_CLASS = 3
+_UNPACK_MESSAGES = {
+    UNPACK_OUT_OF_BITS: "payload ends in the middle of a block",
+    UNPACK_BAD_CODE: "bit pattern is not a code of the Huffman table",
+    UNPACK_BAD_CLASS: "block class index is out of range",
+}
+
+
+@dataclass(frozen=True)
+class HuffmanTable:
+    """Code lengths of the symbols ``min_symbol .. min_symbol + len(lengths) - 1`` (0 = unused)."""
+
+    min_symbol: int
+    lengths: np.ndarray  # uint8
+
+    @classmethod
+    def empty(cls) -> "HuffmanTable":
+        return cls(0, np.zeros(0, dtype=np.uint8))
+
+    @classmethod
+    def from_symbols(cls, symbols: np.ndarray) -> "HuffmanTable":
+        """Optimal length-limited code for the symbols' own histogram."""
+        symbols = np.asarray(symbols).ravel()
+        if symbols.size == 0:
+            return cls.empty()
+        low, high = int(symbols.min()), int(symbols.max())
+        if low < -32768 or high > 32767 or high - low + 1 > MAX_ALPHABET:
+            raise ValueError(f"symbols {low}..{high} do not fit a table")
+        counts = np.bincount(symbols - low, minlength=high - low + 1)
+        return cls(low, code_lengths(counts))
+
+    @property
+    def symbol_count(self) -> int:
+        return int(np.count_nonzero(self.lengths))
+
+    def serialize(self) -> bytes:
+        n = len(self.lengths)
+        nibbles = np.zeros(n + (n & 1), dtype=np.uint8)
+        nibbles[:n] = self.lengths
+        packed = (nibbles[0::2] << 4) | nibbles[1::2]
+        return _TABLE_HEADER.pack(self.min_symbol, n) + packed.tobytes()
+
+    @classmethod
+    def parse(cls, data: bytes | memoryview, offset: int) -> tuple["HuffmanTable", int]:
+        """Read and validate a table at ``offset``; return it and the offset after it."""
+        if offset + _TABLE_HEADER.size > len(data):
+            raise CorruptStreamError("stream ends inside a Huffman table header")
+        min_symbol, n = _TABLE_HEADER.unpack_from(data, offset)
+        offset += _TABLE_HEADER.size
+        if n > MAX_ALPHABET or min_symbol + n - 1 > 32767:
+            raise CorruptStreamError(f"Huffman table range {min_symbol}+{n} exceeds int16 symbols")
+        size = (n + 1) // 2
+        if offset + size > len(data):
+            raise CorruptStreamError("stream ends inside a Huffman table")
+        packed = np.frombuffer(data, dtype=np.uint8, count=size, offset=offset)
+        nibbles = np.empty(2 * size, dtype=np.uint8)
+        nibbles[0::2] = packed >> 4
+        nibbles[1::2] = packed & 0x0F
+        if n & 1 and nibbles[-1] != 0:
+            raise CorruptStreamError("Huffman table padding nibble is not zero")
+        lengths = nibbles[:n].copy()
+        used = lengths[lengths > 0].astype(np.int64)
+        if n and used.size == 0:
+            raise CorruptStreamError("Huffman table declares a range but no symbol")
+        if np.sum(1 << (MAX_CODE_LENGTH - used)) > 1 << MAX_CODE_LENGTH:
+            raise CorruptStreamError("Huffman table code lengths violate the Kraft inequality")
+        return cls(int(min_symbol), lengths), offset + size
+
+    def canonical_codes(self) -> np.ndarray:
+        """uint32 code of every symbol slot (0 where unused), assigned canonically."""
+        codes = np.zeros(len(self.lengths), dtype=np.uint32)
+        order = np.lexsort((np.arange(len(self.lengths)), self.lengths))
+        code, previous = 0, 0
+        for slot in order:
+            length = int(self.lengths[slot])
+            if length == 0:
+                continue
+            code <<= length - previous
+            codes[slot] = code
+            code += 1
+            previous = length
+        return codes
+
+    def decoder_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(count per length, first code per length, symbols in canonical order)."""
+        counts = np.bincount(self.lengths, minlength=MAX_CODE_LENGTH + 1).astype(np.int64)
+        counts[0] = 0
+        first = np.zeros(MAX_CODE_LENGTH + 1, dtype=np.int64)
+        code = 0
+        for length in range(1, MAX_CODE_LENGTH + 1):
+            code = (code + counts[length - 1]) << 1
+            first[length] = code
+        order = np.lexsort((np.arange(len(self.lengths)), self.lengths))
+        order = order[self.lengths[order] > 0]
+        return counts, first, (order + self.min_symbol).astype(np.int32)
+
+
+def code_lengths(counts: np.ndarray) -> np.ndarray:
+    """Huffman code lengths for a histogram, limited to MAX_CODE_LENGTH bits.
+
+    A lone symbol gets a 1-bit code so that every coded value costs at least one bit
+    (which bounds how many blocks a payload of a given size can claim).
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    lengths = np.zeros(len(counts), dtype=np.uint8)
+    used = np.flatnonzero(counts)
+    if used.size == 0:
+        return lengths
+    if used.size == 1:
+        lengths[used[0]] = 1
+        return lengths
+    raw = _unlimited_lengths(counts[used])
+    per_length = np.bincount(raw, minlength=max(raw.max(), MAX_CODE_LENGTH) + 1)
+    per_length = _limit_lengths(per_length)
+    # Most frequent symbols take the shortest codes (ties: lower symbol first).
+    by_frequency = used[np.lexsort((used, -counts[used]))]
+    assigned = np.repeat(np.arange(len(per_length)), per_length)
+    lengths[by_frequency] = assigned
+    return lengths
+
+
+def _unlimited_lengths(freqs: np.ndarray) -> np.ndarray:
+    heap = [(int(f), i, (i,)) for i, f in enumerate(freqs)]
+    heapq.heapify(heap)
+    depth = np.zeros(len(freqs), dtype=np.int64)
+    tiebreak = len(freqs)
+    while len(heap) > 1:
+        fa, _, a = heapq.heappop(heap)
+        fb, _, b = heapq.heappop(heap)
+        merged = a + b
+        depth[list(merged)] += 1
+        heapq.heappush(heap, (fa + fb, tiebreak, merged))
+        tiebreak += 1
+    return depth
+
+
+def _limit_lengths(per_length: np.ndarray) -> np.ndarray:
+    """Shorten codes longer than the limit, keeping the code complete (JPEG Annex K.2)."""
+    bits = per_length.astype(np.int64).copy()
+    for i in range(len(bits) - 1, MAX_CODE_LENGTH, -1):
+        while bits[i] > 0:
+            j = i - 2
+            while bits[j] == 0:
+                j -= 1
+            bits[i] -= 2
+            bits[i - 1] += 1
+            bits[j + 1] += 2
+            bits[j] -= 1
+    return bits[: MAX_CODE_LENGTH + 1]
+
+
+@dataclass(frozen=True)
+class BlockLayout:
+    """How many latents each class codes, and how many bits name a class."""
+
+    latents_per_class: tuple[int, ...]
+    class_bits: int
+
+    @property
+    def max_latents(self) -> int:
+        return max(self.latents_per_class)
+
+
+def _encoder_arrays(tables: list[HuffmanTable]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    width = max(1, max(len(t.lengths) for t in tables))
+    codes = np.zeros((len(tables), width), dtype=np.int64)
+    lengths = np.zeros((len(tables), width), dtype=np.int64)
+    for c, table in enumerate(tables):
+        codes[c, : len(table.lengths)] = table.canonical_codes()
+        lengths[c, : len(table.lengths)] = table.lengths
+    offsets = np.array([t.min_symbol for t in tables], dtype=np.int64)
+    return codes, lengths, offsets
+
+
+def _check_symbols(classes, symbols, layout: BlockLayout, tables: list[HuffmanTable]) -> None:
+    """Every symbol must have a code: the pack kernel indexes tables without checks."""
+    if len(tables) != len(layout.latents_per_class):
+        raise ValueError("one table per class is required")
+    if classes.shape[0] != symbols.shape[0] or symbols.shape[1] < layout.max_latents:
+        raise ValueError("classes and symbols do not match the layout")
+    if classes.size and int(classes.max()) >= len(tables):
+        raise ValueError("class index out of range")
+    for c, table in enumerate(tables):
+        k = layout.latents_per_class[c]
+        values = symbols[classes == c, :k].astype(np.int64) - table.min_symbol
+        if values.size == 0:
+            continue
+        if values.min() < 0 or values.max() >= len(table.lengths) or np.any(table.lengths[values] == 0):
+            raise ValueError(f"class {c} has a symbol its Huffman table cannot code")
+
+
+def payload_bits(classes: np.ndarray, symbols: np.ndarray, layout: BlockLayout, tables: list[HuffmanTable]) -> int:
+    """Exact size in bits of the packed payload, without packing it."""
+    total = classes.shape[0] * layout.class_bits
+    for c, table in enumerate(tables):
+        k = layout.latents_per_class[c]
+        values = symbols[classes == c, :k].astype(np.int64) - table.min_symbol
+        total += int(table.lengths[values].sum(dtype=np.int64))
+    return total
+
+
+@numba.njit(cache=True)
+def _pack_kernel(classes, symbols, latents_per_class, class_bits, codes, lengths, offsets, out):
+    acc = 0
+    held = 0
+    pos = 0
+    for b in range(classes.shape[0]):
+        c = classes[b]
+        acc = (acc << class_bits) | c
+        held += class_bits
+        for j in range(latents_per_class[c]):
+            slot = symbols[b, j] - offsets[c]
+            n = lengths[c, slot]
+            acc = (acc << n) | codes[c, slot]
+            held += n
+            while held >= 8:
+                held -= 8
+                out[pos] = (acc >> held) & 0xFF
+                pos += 1
+            acc &= (1 << held) - 1
+        while held >= 8:
+            held -= 8
+            out[pos] = (acc >> held) & 0xFF
+            pos += 1
+        acc &= (1 << held) - 1
+    if held > 0:
+        out[pos] = (acc << (8 - held)) & 0xFF
+
+
+def pack(classes: np.ndarray, symbols: np.ndarray, layout: BlockLayout, tables: list[HuffmanTable]) -> bytes:
+    """Huffman-code every block (class index, then its latents); zero-pad the last byte."""
+    classes = np.ascontiguousarray(classes, dtype=np.int64)
+    symbols = np.ascontiguousarray(symbols, dtype=np.int64)
+    _check_symbols(classes, symbols, layout, tables)
+    nbits = payload_bits(classes, symbols, layout, tables)
+    out = np.zeros((nbits + 7) // 8, dtype=np.uint8)
+    codes, lengths, offsets = _encoder_arrays(tables)
+    _pack_kernel(
+        classes, symbols, np.array(layout.latents_per_class, dtype=np.int64), layout.class_bits, codes, lengths, offsets, out
+    )
+    return out.tobytes()
+
+
+@numba.njit(cache=True)
+def _unpack_kernel(data, nblocks, latents_per_class, class_bits, counts, first, sorted_symbols, classes, symbols):
+    nbits = data.shape[0] * 8
+    pos = 0
+    ncls = latents_per_class.shape[0]
+    for b in range(nblocks):
+        if pos + class_bits > nbits:
+            return UNPACK_OUT_OF_BITS, pos
+        c = 0
+        for _ in range(class_bits):
+            c = (c << 1) | ((data[pos >> 3] >> (7 - (pos & 7))) & 1)
+            pos += 1
+        if c >= ncls:
+            return UNPACK_BAD_CLASS, pos
+        classes[b] = c
+        for j in range(latents_per_class[c]):
+            code = 0
+            index = 0
+            found = False
+            for length in range(1, 16):
+                if pos >= nbits:
+                    return UNPACK_OUT_OF_BITS, pos
+                code = (code << 1) | ((data[pos >> 3] >> (7 - (pos & 7))) & 1)
+                pos += 1
+                delta = code - first[c, length]
+                if 0 <= delta < counts[c, length]:
+                    symbols[b, j] = sorted_symbols[c, index + delta]
+                    found = True
+                    break
+                index += counts[c, length]
+            if not found:
+                return UNPACK_BAD_CODE, pos
+    return UNPACK_OK, pos
+
+
+def _decoder_arrays(tables: list[HuffmanTable]):
+    parts = [t.decoder_tables() for t in tables]
+    width = max(1, max(len(p[2]) for p in parts))
+    counts = np.stack([p[0] for p in parts])
+    first = np.stack([p[1] for p in parts])
+    ordered = np.zeros((len(tables), width), dtype=np.int32)
+    for c, (_, _, syms) in enumerate(parts):
+        ordered[c, : len(syms)] = syms
+    return counts, first, ordered
+
+
+def _check_unpack_args(payload: bytes, nblocks: int, layout: BlockLayout, tables: list[HuffmanTable]) -> None:
+    if len(tables) != len(layout.latents_per_class):
+        raise ValueError("one table per class is required")
+    # Every block costs at least one bit, so a payload cannot describe more blocks
+    # than it has bits: this bounds the output allocation by the input size.
+    if nblocks > 8 * len(payload):
+        raise CorruptStreamError(f"payload of {len(payload)} bytes cannot hold {nblocks} blocks")
+
+
+def unpack(payload: bytes, nblocks: int, layout: BlockLayout, tables: list[HuffmanTable]) -> tuple[np.ndarray, np.ndarray]:
+    """Decode ``nblocks`` blocks: (classes uint8 (n,), symbols int32 (n, max_latents)).
+
+    Raises CorruptStreamError unless the payload holds exactly those blocks followed by
+    fewer than 8 zero padding bits.
+    """
+    _check_unpack_args(payload, nblocks, layout, tables)
+    counts, first, ordered = _decoder_arrays(tables)
+    classes = np.zeros(nblocks, dtype=np.uint8)
+    symbols = np.zeros((nblocks, layout.max_latents), dtype=np.int32)
+    data = np.frombuffer(payload, dtype=np.uint8)
+    status, pos = _unpack_kernel(
+        data, nblocks, np.array(layout.latents_per_class, dtype=np.int64), layout.class_bits, counts, first, ordered, classes, symbols
+    )
+    if status != UNPACK_OK:
+        raise CorruptStreamError(f"{_UNPACK_MESSAGES[status]} (bit {pos})")
+    _check_padding(data, pos)
+    return classes, symbols
+
+
+def _check_padding(data: np.ndarray, pos: int) -> None:
+    if (pos + 7) // 8 != len(data):
+        raise CorruptStreamError(f"{len(data) - (pos + 7) // 8} bytes of unexplained data after the last block")
+    if pos & 7 and data[-1] & ((1 << (8 - (pos & 7))) - 1):
+        raise CorruptStreamError("non-zero padding bits after the last block")
+
+
+def pack_reference(classes: np.ndarray, symbols: np.ndarray, layout: BlockLayout, tables: list[HuffmanTable]) -> bytes:
+    """Plain-Python bit writer, for tests of :func:`pack`."""
+    codes = [t.canonical_codes() for t in tables]
+    bits: list[str] = []
+    for b, c in enumerate(classes):
+        c = int(c)
+        bits.append(format(c, f"0{layout.class_bits}b"))
+        for j in range(layout.latents_per_class[c]):
+            slot = int(symbols[b, j]) - tables[c].min_symbol
+            bits.append(format(int(codes[c][slot]), f"0{int(tables[c].lengths[slot])}b"))
+    stream = "".join(bits)
+    stream += "0" * (-len(stream) % 8)
+    return bytes(int(stream[i : i + 8], 2) for i in range(0, len(stream), 8))
+
+
+def unpack_reference(payload: bytes, nblocks: int, layout: BlockLayout, tables: list[HuffmanTable]) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-Python bit reader, for tests of :func:`unpack`."""
+    _check_unpack_args(payload, nblocks, layout, tables)
+    lookups = []
+    for table in tables:
+        codes = table.canonical_codes()
+        lookups.append(
+            {(int(table.lengths[s]), int(codes[s])): s + table.min_symbol for s in np.flatnonzero(table.lengths)}
+        )
+    bits = "".join(format(byte, "08b") for byte in payload)
+    classes = np.zeros(nblocks, dtype=np.uint8)
+    symbols = np.zeros((nblocks, layout.max_latents), dtype=np.int32)
+    pos = 0
+
+    def take(n: int) -> int:
+        nonlocal pos
+        if pos + n > len(bits):
+            raise CorruptStreamError(f"{_UNPACK_MESSAGES[UNPACK_OUT_OF_BITS]} (bit {pos})")
+        value = int(bits[pos : pos + n], 2)
+        pos += n
+        return value
+
+    for b in range(nblocks):
+        c = take(layout.class_bits)
+        if c >= len(tables):
+            raise CorruptStreamError(f"{_UNPACK_MESSAGES[UNPACK_BAD_CLASS]} (bit {pos})")
+        classes[b] = c
+        for j in range(layout.latents_per_class[c]):
+            code = 0
+            for length in range(1, MAX_CODE_LENGTH + 1):
+                code = (code << 1) | take(1)
+                if (length, code) in lookups[c]:
+                    symbols[b, j] = lookups[c][(length, code)]
+                    break
+            else:
+                raise CorruptStreamError(f"{_UNPACK_MESSAGES[UNPACK_BAD_CODE]} (bit {pos})")
+    _check_padding(np.frombuffer(payload, dtype=np.uint8), pos)
+    return classes, symbols
