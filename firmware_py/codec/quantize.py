@@ -25,9 +25,9 @@ def _dequantize_kernel(levels, steps, out):
 
 def _check(values: np.ndarray, steps, dtype) -> tuple[np.ndarray, np.ndarray]:
     values = np.ascontiguousarray(values, dtype=dtype)
-    steps = np.ascontiguousarray(np.broadcast_to(np.asarray(steps, dtype=np.float64), (values.shape[1],)))
     if values.ndim != 2:
         raise ValueError(f"expected a 2-D array, got shape {values.shape}")
+    steps = np.ascontiguousarray(np.broadcast_to(np.asarray(steps, dtype=np.float64), (values.shape[1],)))
     if not np.all(np.isfinite(steps)) or np.any(steps <= 0):
         raise ValueError("quantizer steps must be finite and positive")
     return values, steps

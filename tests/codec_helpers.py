@@ -1,0 +1,96 @@
+"""Helpers of the codec tests: image crops and a map of a stream's fields.
+
+The field map lets corruption tests mutate one named part of a stream (a header
+field, a Huffman table, a payload length, payload bits) and then re-seal it with a
+correct CRC-32, so that the parser itself, not the checksum, has to catch the damage.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from firmware_py.codec.bitstream import read_stream
+
+REPO = Path(__file__).resolve().parents[1]
+CRC_BYTES = 4
+# (name, size) of the fixed header fields, in stream order (docs/FORMAT.md).
+HEADER_FIELDS = (
+    ("magic", 4),
+    ("version", 1),
+    ("profile_id", 1),
+    ("colour", 1),
+    ("class_count", 1),
+    ("width", 2),
+    ("height", 2),
+    ("fingerprint", 4),
+)
+
+
+def header_span(name: str) -> slice:
+    """Byte span of a fixed header field."""
+    offset = 0
+    for field_name, size in HEADER_FIELDS:
+        if field_name == name:
+            return slice(offset, offset + size)
+        offset += size
+    raise KeyError(name)
+
+
+def crop(image: np.ndarray, height: int, width: int) -> np.ndarray:
+    """A detailed region of ``image`` near its centre (not a flat corner), as a new array."""
+    top = min(image.shape[0] - height, image.shape[0] // 3)
+    left = min(image.shape[1] - width, image.shape[1] // 3)
+    return np.ascontiguousarray(image[top : top + height, left : left + width])
+
+
+def reseal(body_and_old_crc: bytes) -> bytes:
+    """Replace the last 4 bytes with the CRC-32 of everything before them."""
+    body = bytes(body_and_old_crc[:-CRC_BYTES])
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    start: int
+    stop: int
+
+
+def stream_fields(stream: bytes) -> list[Field]:
+    """Every field of a valid stream with its byte span, header to CRC."""
+    header, planes = read_stream(stream)
+    fields, offset = [], 0
+    for name, size in HEADER_FIELDS:
+        fields.append(Field(name, offset, offset + size))
+        offset += size
+    for c in range(header.class_count):
+        fields.append(Field(f"step{c}", offset, offset + 4))
+        offset += 4
+    for p, plane in enumerate(planes):
+        for c, table in enumerate(plane.tables):
+            size = len(table.serialize())
+            fields.append(Field(f"plane{p}.table{c}.range", offset, offset + 4))
+            fields.append(Field(f"plane{p}.table{c}.lengths", offset + 4, offset + size))
+            offset += size
+        fields.append(Field(f"plane{p}.payload_length", offset, offset + 4))
+        fields.append(Field(f"plane{p}.payload", offset + 4, offset + 4 + len(plane.payload)))
+        offset += 4 + len(plane.payload)
+    fields.append(Field("crc", offset, offset + CRC_BYTES))
+    assert offset + CRC_BYTES == len(stream)
+    return fields
+
+
+def field(stream: bytes, name: str) -> Field:
+    return next(f for f in stream_fields(stream) if f.name == name)
+
+
+def replace_field(stream: bytes, name: str, value: bytes) -> bytes:
+    """The stream with one field's bytes replaced (same size) and the CRC recomputed."""
+    span = field(stream, name)
+    assert len(value) == span.stop - span.start
+    return reseal(stream[: span.start] + value + stream[span.stop :])
