@@ -18,6 +18,9 @@ from .huffman import HuffmanTable
 
 MAGIC = b"QPVC"
 FORMAT_VERSION = 1
+# Version 1: the seed profile's per-class latents; version 2: the run-length block
+# layout of transform profiles (container_v2.py). Both share the fixed header.
+SUPPORTED_VERSIONS = (1, 2)
 MAX_DIMENSION = 65535
 # 64 Mpx bounds what a hostile header can make the decoder allocate (the Pi HQ
 # camera's 4056x3040 frame is 12.3 Mpx).
@@ -65,7 +68,8 @@ class PlaneSegment:
     payload: bytes
 
 
-def write_stream(header: StreamHeader, planes: list[PlaneSegment]) -> bytes:
+def pack_header(header: StreamHeader) -> bytes:
+    """The fixed header and the class steps, the part every format version shares."""
     parts = [
         _FIXED.pack(
             MAGIC,
@@ -79,23 +83,34 @@ def write_stream(header: StreamHeader, planes: list[PlaneSegment]) -> bytes:
         )
     ]
     parts += [_STEP.pack(step) for step in header.steps]
+    return b"".join(parts)
+
+
+def seal(body: bytes) -> bytes:
+    """Append the CRC-32 trailer."""
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def write_stream(header: StreamHeader, planes: list[PlaneSegment]) -> bytes:
+    parts = [pack_header(header)]
     for plane in planes:
         parts += [table.serialize() for table in plane.tables]
         parts += [_LENGTH.pack(len(plane.payload)), plane.payload]
-    body = b"".join(parts)
-    return body + _CRC.pack(zlib.crc32(body))
+    return seal(b"".join(parts))
 
 
 def read_header(data: bytes) -> StreamHeader:
     """Parse and validate the header of a complete stream (CRC included)."""
-    header, _ = _read_header(memoryview(data))
+    header, _ = parse_header(memoryview(data))
     return header
 
 
 def read_stream(data: bytes) -> tuple[StreamHeader, list[PlaneSegment]]:
-    """Parse a complete stream into its header and plane segments."""
+    """Parse a complete version 1 stream into its header and plane segments."""
     view = memoryview(data)
-    header, offset = _read_header(view)
+    header, offset = parse_header(view)
+    if header.version != 1:
+        raise CorruptStreamError(f"format version {header.version} streams have their own layout (container_v2)")
     end = len(view) - _CRC.size
     planes = []
     for index in range(len(header.colour.plane_shapes(header.height, header.width))):
@@ -116,14 +131,17 @@ def read_stream(data: bytes) -> tuple[StreamHeader, list[PlaneSegment]]:
     return header, planes
 
 
-def _read_header(view: memoryview) -> tuple[StreamHeader, int]:
+def parse_header(view: memoryview) -> tuple[StreamHeader, int]:
+    """Validated header (CRC checked first) and the offset just after the class steps."""
     if len(view) < 4 or bytes(view[:4]) != MAGIC:
         raise CorruptStreamError("not a qpv stream (bad magic number)")
     if len(view) < _FIXED.size + _CRC.size:
         raise CorruptStreamError(f"stream of {len(view)} bytes is too short for a header")
     magic, version, profile_id, colour, classes, width, height, fingerprint = _FIXED.unpack_from(view, 0)
-    if version != FORMAT_VERSION:
-        raise CorruptStreamError(f"unsupported format version {version} (this decoder reads {FORMAT_VERSION})")
+    if version not in SUPPORTED_VERSIONS:
+        raise CorruptStreamError(
+            f"unsupported format version {version} (this decoder reads {', '.join(map(str, SUPPORTED_VERSIONS))})"
+        )
     (stored_crc,) = _CRC.unpack_from(view, len(view) - _CRC.size)
     if zlib.crc32(view[: len(view) - _CRC.size]) != stored_crc:
         raise CorruptStreamError("CRC-32 mismatch: the stream is damaged or truncated")

@@ -53,3 +53,11 @@ def _upsample_axis(plane: np.ndarray, axis: int) -> np.ndarray:
 def upsample_420(plane: np.ndarray, height: int, width: int) -> np.ndarray:
     """Inverse of :func:`downsample_420`, cropped to the full-resolution size."""
     return _upsample_axis(_upsample_axis(plane, 0), 1)[:height, :width]
+
+
+def planes_to_image(planes: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """Decoded float planes (gray, or Y and 4:2:0 Cb, Cr) -> uint8 HxW or HxWx3 RGB."""
+    if len(planes) == 1:
+        return np.clip(np.rint(planes[0]), 0, 255).astype(np.uint8)
+    chroma = [upsample_420(p, height, width) for p in planes[1:]]
+    return ycbcr_to_rgb(np.stack([planes[0], *chroma], axis=-1))

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import blocking, color, huffman, quantize, transform
-from .bitstream import ColourMode, PlaneSegment, StreamHeader, read_stream
+from . import blocking, color, decoder_v2, huffman, levels
+from . import profile_v2 as transform_format
+from .bitstream import PlaneSegment, StreamHeader, read_header, read_stream
 from .errors import CorruptStreamError, ModelError
 from .profiles import Profile, profile_by_id
 
@@ -34,14 +35,8 @@ def profile_for(header: StreamHeader) -> Profile:
 
 def decode_plane(segment: PlaneSegment, height: int, width: int, profile: Profile, steps: tuple[float, ...]) -> np.ndarray:
     rows, cols = blocking.block_grid(height, width)
-    layout = huffman.BlockLayout(tuple(m.latents for m in profile.models), profile.class_bits)
-    classes, symbols = huffman.unpack(segment.payload, rows * cols, layout, list(segment.tables))
-    blocks = np.empty((rows * cols, blocking.BLOCK_PIXELS))
-    for c, model in enumerate(profile.models):
-        chosen = classes == c
-        latents = quantize.dequantize(symbols[chosen, : model.latents], steps[c])
-        blocks[chosen] = transform.synthesise(latents, model)
-    return blocking.blocks_to_plane(blocks, height, width)
+    classes, symbols = huffman.unpack(segment.payload, rows * cols, profile.layout, list(segment.tables))
+    return blocking.blocks_to_plane(levels.synthesise_blocks(classes, symbols, profile, steps), height, width)
 
 
 def decode(data: bytes) -> np.ndarray:
@@ -52,11 +47,14 @@ def decode(data: bytes) -> np.ndarray:
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("decode takes bytes")
-    header, segments = read_stream(bytes(data))
-    profile = profile_for(header)
+    data = bytes(data)
+    first = read_header(data)
+    if first.version == transform_format.FORMAT_VERSION:
+        return decoder_v2.decode(data)
+    # The profile is checked first so that a class count or model mismatch is reported
+    # as such, not as whatever the body misparses into under the wrong class count.
+    profile = profile_for(first)
+    header, segments = read_stream(data)
     shapes = header.colour.plane_shapes(header.height, header.width)
     planes = [decode_plane(seg, h, w, profile, header.steps) for seg, (h, w) in zip(segments, shapes)]
-    if header.colour is ColourMode.GRAY:
-        return np.clip(np.rint(planes[0]), 0, 255).astype(np.uint8)
-    chroma = [color.upsample_420(p, header.height, header.width) for p in planes[1:]]
-    return color.ycbcr_to_rgb(np.stack([planes[0], *chroma], axis=-1))
+    return color.planes_to_image(planes, header.height, header.width)

@@ -19,20 +19,26 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
+from .bitio import (
+    MAX_CODE_LENGTH,
+    STATUS_BAD_CODE,
+    STATUS_OK,
+    STATUS_OUT_OF_BITS,
+    check_padding,
+    decode_symbol,
+    flush_bits,
+    put_bits,
+    read_bits,
+)
 from .errors import CorruptStreamError
 
-MAX_CODE_LENGTH = 15
 MAX_ALPHABET = 1 << 15
 _TABLE_HEADER = struct.Struct("<hH")
 
-# Status codes of the unpack kernel.
-UNPACK_OK = 0
-UNPACK_OUT_OF_BITS = 1
-UNPACK_BAD_CODE = 2
 UNPACK_BAD_CLASS = 3
 _UNPACK_MESSAGES = {
-    UNPACK_OUT_OF_BITS: "payload ends in the middle of a block",
-    UNPACK_BAD_CODE: "bit pattern is not a code of the Huffman table",
+    STATUS_OUT_OF_BITS: "payload ends in the middle of a block",
+    STATUS_BAD_CODE: "bit pattern is not a code of the Huffman table",
     UNPACK_BAD_CLASS: "block class index is out of range",
 }
 
@@ -151,18 +157,23 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
 
 
 def _unlimited_lengths(freqs: np.ndarray) -> np.ndarray:
-    heap = [(int(f), i, (i,)) for i, f in enumerate(freqs)]
+    """Depth of every leaf of a Huffman tree (ties: lower leaf or older node first)."""
+    n = len(freqs)
+    heap = [(int(f), i) for i, f in enumerate(freqs)]
     heapq.heapify(heap)
-    depth = np.zeros(len(freqs), dtype=np.int64)
-    tiebreak = len(freqs)
+    parent = [0] * (2 * n - 1)
+    node = n
     while len(heap) > 1:
-        fa, _, a = heapq.heappop(heap)
-        fb, _, b = heapq.heappop(heap)
-        merged = a + b
-        depth[list(merged)] += 1
-        heapq.heappush(heap, (fa + fb, tiebreak, merged))
-        tiebreak += 1
-    return depth
+        fa, a = heapq.heappop(heap)
+        fb, b = heapq.heappop(heap)
+        parent[a] = parent[b] = node
+        heapq.heappush(heap, (fa + fb, node))
+        node += 1
+    # Nodes are numbered children before parents, the root last: one pass from the top.
+    depth = [0] * (2 * n - 1)
+    for child in range(2 * n - 3, -1, -1):
+        depth[child] = depth[parent[child]] + 1
+    return np.array(depth[:n], dtype=np.int64)
 
 
 def _limit_lengths(per_length: np.ndarray) -> np.ndarray:
@@ -232,30 +243,14 @@ def payload_bits(classes: np.ndarray, symbols: np.ndarray, layout: BlockLayout, 
 
 @numba.njit(cache=True)
 def _pack_kernel(classes, symbols, latents_per_class, class_bits, codes, lengths, offsets, out):
-    acc = 0
-    held = 0
-    pos = 0
+    pos, acc, held = 0, 0, 0
     for b in range(classes.shape[0]):
         c = classes[b]
-        acc = (acc << class_bits) | c
-        held += class_bits
+        pos, acc, held = put_bits(out, pos, acc, held, c, class_bits)
         for j in range(latents_per_class[c]):
             slot = symbols[b, j] - offsets[c]
-            n = lengths[c, slot]
-            acc = (acc << n) | codes[c, slot]
-            held += n
-            while held >= 8:
-                held -= 8
-                out[pos] = (acc >> held) & 0xFF
-                pos += 1
-            acc &= (1 << held) - 1
-        while held >= 8:
-            held -= 8
-            out[pos] = (acc >> held) & 0xFF
-            pos += 1
-        acc &= (1 << held) - 1
-    if held > 0:
-        out[pos] = (acc << (8 - held)) & 0xFF
+            pos, acc, held = put_bits(out, pos, acc, held, codes[c, slot], lengths[c, slot])
+    flush_bits(out, pos, acc, held)
 
 
 def pack(classes: np.ndarray, symbols: np.ndarray, layout: BlockLayout, tables: list[HuffmanTable]) -> bytes:
@@ -276,35 +271,19 @@ def pack(classes: np.ndarray, symbols: np.ndarray, layout: BlockLayout, tables: 
 def _unpack_kernel(data, nblocks, latents_per_class, class_bits, counts, first, sorted_symbols, classes, symbols):
     nbits = data.shape[0] * 8
     pos = 0
-    ncls = latents_per_class.shape[0]
     for b in range(nblocks):
         if pos + class_bits > nbits:
-            return UNPACK_OUT_OF_BITS, pos
-        c = 0
-        for _ in range(class_bits):
-            c = (c << 1) | ((data[pos >> 3] >> (7 - (pos & 7))) & 1)
-            pos += 1
-        if c >= ncls:
+            return STATUS_OUT_OF_BITS, pos
+        c = read_bits(data, pos, class_bits)
+        pos += class_bits
+        if c >= latents_per_class.shape[0]:
             return UNPACK_BAD_CLASS, pos
         classes[b] = c
         for j in range(latents_per_class[c]):
-            code = 0
-            index = 0
-            found = False
-            for length in range(1, 16):
-                if pos >= nbits:
-                    return UNPACK_OUT_OF_BITS, pos
-                code = (code << 1) | ((data[pos >> 3] >> (7 - (pos & 7))) & 1)
-                pos += 1
-                delta = code - first[c, length]
-                if 0 <= delta < counts[c, length]:
-                    symbols[b, j] = sorted_symbols[c, index + delta]
-                    found = True
-                    break
-                index += counts[c, length]
-            if not found:
-                return UNPACK_BAD_CODE, pos
-    return UNPACK_OK, pos
+            symbols[b, j], pos, status = decode_symbol(data, pos, nbits, counts[c], first[c], sorted_symbols[c])
+            if status != STATUS_OK:
+                return status, pos
+    return STATUS_OK, pos
 
 
 def _decoder_arrays(tables: list[HuffmanTable]):
@@ -341,17 +320,10 @@ def unpack(payload: bytes, nblocks: int, layout: BlockLayout, tables: list[Huffm
     status, pos = _unpack_kernel(
         data, nblocks, np.array(layout.latents_per_class, dtype=np.int64), layout.class_bits, counts, first, ordered, classes, symbols
     )
-    if status != UNPACK_OK:
+    if status != STATUS_OK:
         raise CorruptStreamError(f"{_UNPACK_MESSAGES[status]} (bit {pos})")
-    _check_padding(data, pos)
+    check_padding(data, pos)
     return classes, symbols
-
-
-def _check_padding(data: np.ndarray, pos: int) -> None:
-    if (pos + 7) // 8 != len(data):
-        raise CorruptStreamError(f"{len(data) - (pos + 7) // 8} bytes of unexplained data after the last block")
-    if pos & 7 and data[-1] & ((1 << (8 - (pos & 7))) - 1):
-        raise CorruptStreamError("non-zero padding bits after the last block")
 
 
 def pack_reference(classes: np.ndarray, symbols: np.ndarray, layout: BlockLayout, tables: list[HuffmanTable]) -> bytes:
@@ -386,7 +358,7 @@ def unpack_reference(payload: bytes, nblocks: int, layout: BlockLayout, tables: 
     def take(n: int) -> int:
         nonlocal pos
         if pos + n > len(bits):
-            raise CorruptStreamError(f"{_UNPACK_MESSAGES[UNPACK_OUT_OF_BITS]} (bit {pos})")
+            raise CorruptStreamError(f"{_UNPACK_MESSAGES[STATUS_OUT_OF_BITS]} (bit {pos})")
         value = int(bits[pos : pos + n], 2)
         pos += n
         return value
@@ -404,6 +376,6 @@ def unpack_reference(payload: bytes, nblocks: int, layout: BlockLayout, tables: 
                     symbols[b, j] = lookups[c][(length, code)]
                     break
             else:
-                raise CorruptStreamError(f"{_UNPACK_MESSAGES[UNPACK_BAD_CODE]} (bit {pos})")
-    _check_padding(np.frombuffer(payload, dtype=np.uint8), pos)
+                raise CorruptStreamError(f"{_UNPACK_MESSAGES[STATUS_BAD_CODE]} (bit {pos})")
+    check_padding(np.frombuffer(payload, dtype=np.uint8), pos)
     return classes, symbols

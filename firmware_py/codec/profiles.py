@@ -10,6 +10,7 @@ import hashlib
 from dataclasses import dataclass
 
 from .errors import ModelError, QpvError
+from .huffman import BlockLayout
 from .models import LinearAutoencoder, load_autoencoder, profile_specs
 
 DEFAULT_PROFILE = "seed"
@@ -35,6 +36,11 @@ class Profile:
     @property
     def class_bits(self) -> int:
         return max(1, (self.class_count - 1).bit_length())
+
+    @property
+    def layout(self) -> BlockLayout:
+        """Latents per class and class-index bits, as the entropy coders need them."""
+        return BlockLayout(tuple(m.latents for m in self.models), self.class_bits)
 
     @property
     def fingerprint(self) -> bytes:

@@ -1,0 +1,82 @@
+"""Bit-level reading and writing shared by every entropy coder (numba helpers).
+
+All qpv payloads are MSB-first bit strings. A writer keeps an accumulator ``acc`` holding
+``held`` pending bits (fewer than 8 between calls) and the next output byte index
+``pos``; :func:`put_bits` appends a code and returns the new state. Readers index bits
+directly and must be given ``nbits``, the payload length in bits, which every read is
+bounded by: numba does not check array bounds.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+from .errors import CorruptStreamError
+
+MAX_CODE_LENGTH = 15
+
+# Status codes of the shared readers; each coder numbers its own codes from 3 up.
+STATUS_OK = 0
+STATUS_OUT_OF_BITS = 1
+STATUS_BAD_CODE = 2
+
+
+@numba.njit(cache=True)
+def put_bits(out, pos, acc, held, value, n):
+    """Append the ``n`` low bits of ``value``; return the new (pos, acc, held)."""
+    acc = (acc << n) | value
+    held += n
+    while held >= 8:
+        held -= 8
+        out[pos] = (acc >> held) & 0xFF
+        pos += 1
+    return pos, acc & ((1 << held) - 1), held
+
+
+@numba.njit(cache=True)
+def flush_bits(out, pos, acc, held):
+    """Write the last partial byte, zero padded; return the index after it."""
+    if held > 0:
+        out[pos] = (acc << (8 - held)) & 0xFF
+        pos += 1
+    return pos
+
+
+@numba.njit(cache=True)
+def read_bits(data, pos, n):
+    """The ``n`` bits at ``pos`` as an integer; the caller has checked pos + n <= nbits."""
+    value = 0
+    for _ in range(n):
+        value = (value << 1) | ((data[pos >> 3] >> (7 - (pos & 7))) & 1)
+        pos += 1
+    return value
+
+
+@numba.njit(cache=True)
+def decode_symbol(data, pos, nbits, counts, first, symbols):
+    """(symbol, new position, status) of the canonical Huffman code at ``pos``.
+
+    ``counts[L]`` codes of length L start at code ``first[L]``; ``symbols`` lists the
+    symbols in canonical order.
+    """
+    code = 0
+    index = 0
+    for length in range(1, MAX_CODE_LENGTH + 1):
+        if pos >= nbits:
+            return 0, pos, STATUS_OUT_OF_BITS
+        code = (code << 1) | ((data[pos >> 3] >> (7 - (pos & 7))) & 1)
+        pos += 1
+        delta = code - first[length]
+        if 0 <= delta < counts[length]:
+            return symbols[index + delta], pos, STATUS_OK
+        index += counts[length]
+    return 0, pos, STATUS_BAD_CODE
+
+
+def check_padding(data: np.ndarray, pos: int) -> None:
+    """A payload must end within the byte after bit ``pos``, padded with zero bits."""
+    if (pos + 7) // 8 != len(data):
+        raise CorruptStreamError(f"{len(data) - (pos + 7) // 8} bytes of unexplained data after the last block")
+    if pos & 7 and data[-1] & ((1 << (8 - (pos & 7))) - 1):
+        raise CorruptStreamError("non-zero padding bits after the last block")

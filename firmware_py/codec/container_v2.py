@@ -1,0 +1,92 @@
+"""The format version 2 stream: shared fixed header, dead-zone offset, and per plane a DC
+and an AC Huffman table and a run-length payload (docs/FORMAT.md, "Format version 2").
+
+Parsing validates every field (CRC first, via the shared header parser) before anything
+downstream allocates or decodes.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from .bitstream import StreamHeader, pack_header, parse_header, seal
+from .errors import CorruptStreamError
+from .huffman import HuffmanTable
+from .runlength import PlaneTables
+
+# The dead-zone rounding offset is sent in 1/64 units: 1..32 (1/64 .. 1/2).
+ROUNDING_UNITS = 64
+_ROUNDING = struct.Struct("<B")
+_LENGTH = struct.Struct("<I")
+_CRC_BYTES = 4
+
+
+@dataclass(frozen=True)
+class PlaneSegmentV2:
+    tables: PlaneTables
+    payload: bytes
+
+
+@dataclass(frozen=True)
+class StreamV2:
+    header: StreamHeader  # version 2, one class: steps = (step,)
+    rounding_units: int
+    planes: tuple[PlaneSegmentV2, ...]
+
+    @property
+    def rounding(self) -> float:
+        return self.rounding_units / ROUNDING_UNITS
+
+
+def rounding_units(rounding: float) -> int:
+    units = round(rounding * ROUNDING_UNITS)
+    if not 1 <= units <= ROUNDING_UNITS // 2:
+        raise ValueError(f"rounding offset {rounding} is outside 1/64..1/2")
+    return units
+
+
+def segment_size(tables: PlaneTables, payload_bytes: int) -> int:
+    """Bytes a plane segment takes in the stream."""
+    return len(tables.dc.serialize()) + len(tables.ac.serialize()) + _LENGTH.size + payload_bytes
+
+
+def overhead_size(header: StreamHeader) -> int:
+    """Bytes of a stream besides its plane segments."""
+    return len(pack_header(header)) + _ROUNDING.size + _CRC_BYTES
+
+
+def write_stream(stream: StreamV2) -> bytes:
+    parts = [pack_header(stream.header), _ROUNDING.pack(stream.rounding_units)]
+    for plane in stream.planes:
+        parts += [plane.tables.dc.serialize(), plane.tables.ac.serialize(), _LENGTH.pack(len(plane.payload)), plane.payload]
+    return seal(b"".join(parts))
+
+
+def read_stream(data: bytes) -> StreamV2:
+    view = memoryview(data)
+    header, offset = parse_header(view)
+    if header.version != 2 or header.class_count != 1:
+        raise CorruptStreamError(f"not a version 2 stream with one step (version {header.version})")
+    end = len(view) - _CRC_BYTES
+    if offset + _ROUNDING.size > end:
+        raise CorruptStreamError("stream ends before the dead-zone offset")
+    (units,) = _ROUNDING.unpack_from(view, offset)
+    offset += _ROUNDING.size
+    if not 1 <= units <= ROUNDING_UNITS // 2:
+        raise CorruptStreamError(f"dead-zone offset {units}/{ROUNDING_UNITS} is outside 1/64..1/2")
+    planes = []
+    for index in range(len(header.colour.plane_shapes(header.height, header.width))):
+        dc, offset = HuffmanTable.parse(view[:end], offset)
+        ac, offset = HuffmanTable.parse(view[:end], offset)
+        if offset + _LENGTH.size > end:
+            raise CorruptStreamError(f"stream ends before the payload length of plane {index}")
+        (length,) = _LENGTH.unpack_from(view, offset)
+        offset += _LENGTH.size
+        if offset + length > end:
+            raise CorruptStreamError(f"plane {index} claims {length} payload bytes, only {end - offset} remain")
+        planes.append(PlaneSegmentV2(PlaneTables(dc, ac), bytes(view[offset : offset + length])))
+        offset += length
+    if offset != end:
+        raise CorruptStreamError(f"{end - offset} unexpected bytes before the CRC")
+    return StreamV2(header, units, tuple(planes))

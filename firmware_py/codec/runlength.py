@@ -1,0 +1,379 @@
+"""(zero-run, magnitude) Huffman coding of transform blocks, JPEG style (format version 2).
+
+Each block is coded as its predicted-DC residual (a size category symbol from the DC
+table, then that many extra bits) followed by its AC levels in basis order (decreasing
+variance): every non-zero level is one symbol ``run * 16 + size`` from the AC table
+(``run`` zeros before it, ``size`` = its bit length) plus ``size`` extra bits; 16 zeros
+are ``ZRL``; the zeros after the last non-zero level are one ``EOB``. At quick-preview
+rates most levels are zero, and a block of zeros costs one EOB code instead of one code
+per zero.
+
+Extra bits follow JPEG: a value ``v`` of size ``s`` is sent as ``v`` if positive, else
+``v + 2^s - 1`` (so the leading bit tells the sign). The numba kernels trust their
+arrays; the wrappers validate tables and levels first, and the unpack kernel bounds
+every read by the payload length and reports defects as a status code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .blocking import BLOCK_PIXELS
+from .bitio import (
+    MAX_CODE_LENGTH,
+    STATUS_BAD_CODE,
+    STATUS_OK,
+    STATUS_OUT_OF_BITS,
+    check_padding,
+    decode_symbol,
+    flush_bits,
+    put_bits,
+    read_bits,
+)
+from .errors import CorruptStreamError
+from .huffman import HuffmanTable, code_lengths
+
+EOB = 0x00
+ZRL = 0xF0
+MAX_RUN = 15
+# A size category fits the 4 low bits of an AC symbol; values up to 2^15 - 1.
+MAX_SIZE = 15
+MAX_VALUE = (1 << MAX_SIZE) - 1
+DC_ALPHABET = MAX_SIZE + 1
+AC_ALPHABET = 256
+
+UNPACK_RUN_PAST_BLOCK = 3
+_UNPACK_MESSAGES = {
+    STATUS_OUT_OF_BITS: "payload ends in the middle of a block",
+    STATUS_BAD_CODE: "bit pattern is not a code of the Huffman table",
+    UNPACK_RUN_PAST_BLOCK: "a zero run or level runs past the end of the block",
+}
+
+
+@dataclass(frozen=True)
+class PlaneTables:
+    """The two Huffman tables of a plane: DC size categories and AC (run, size) symbols."""
+
+    dc: HuffmanTable
+    ac: HuffmanTable
+
+
+@numba.njit(cache=True)
+def _size(value):
+    magnitude = abs(value)
+    size = 0
+    while magnitude:
+        magnitude >>= 1
+        size += 1
+    return size
+
+
+@numba.njit(cache=True)
+def _last_nonzero(levels, b):
+    for j in range(levels.shape[1] - 1, 0, -1):
+        if levels[b, j] != 0:
+            return j
+    return 0
+
+
+@numba.njit(cache=True)
+def _count_kernel(dc_residuals, levels, dc_hist, ac_hist):
+    extra = 0
+    for b in range(levels.shape[0]):
+        size = _size(dc_residuals[b])
+        dc_hist[size] += 1
+        extra += size
+        last = _last_nonzero(levels, b)
+        run = 0
+        for j in range(1, last + 1):
+            v = levels[b, j]
+            if v == 0:
+                run += 1
+                continue
+            while run > MAX_RUN:
+                ac_hist[ZRL] += 1
+                run -= MAX_RUN + 1
+            size = _size(v)
+            ac_hist[run * 16 + size] += 1
+            extra += size
+            run = 0
+        if last < levels.shape[1] - 1:
+            ac_hist[EOB] += 1
+    return extra
+
+
+@numba.njit(cache=True)
+def _extra_bits(value, size):
+    """JPEG's extra bits of a value of bit length ``size`` (negative: value + 2^size - 1)."""
+    return (value if value > 0 else value + (1 << size) - 1) & ((1 << size) - 1)
+
+
+@numba.njit(cache=True)
+def _pack_kernel(dc_residuals, levels, dc_codes, dc_lengths, ac_codes, ac_lengths, out):
+    pos, acc, held = 0, 0, 0
+    k = levels.shape[1]
+    for b in range(levels.shape[0]):
+        # Each block: DC size symbol + extra bits, then (run, size) AC symbols.
+        r = dc_residuals[b]
+        size = _size(r)
+        pos, acc, held = put_bits(out, pos, acc, held, dc_codes[size], dc_lengths[size])
+        pos, acc, held = put_bits(out, pos, acc, held, _extra_bits(r, size), size)
+        last = _last_nonzero(levels, b)
+        run = 0
+        for j in range(1, last + 1):
+            v = levels[b, j]
+            if v == 0:
+                run += 1
+                continue
+            while run > MAX_RUN:
+                pos, acc, held = put_bits(out, pos, acc, held, ac_codes[ZRL], ac_lengths[ZRL])
+                run -= MAX_RUN + 1
+            size = _size(v)
+            symbol = run * 16 + size
+            pos, acc, held = put_bits(out, pos, acc, held, ac_codes[symbol], ac_lengths[symbol])
+            pos, acc, held = put_bits(out, pos, acc, held, _extra_bits(v, size), size)
+            run = 0
+        if last < k - 1:
+            pos, acc, held = put_bits(out, pos, acc, held, ac_codes[EOB], ac_lengths[EOB])
+    flush_bits(out, pos, acc, held)
+
+
+@numba.njit(cache=True)
+def _extend(bits, size):
+    """Undo the extra-bits mapping: a leading 0 bit means a negative value."""
+    if size == 0:
+        return 0
+    if bits >> (size - 1):
+        return bits
+    return bits - (1 << size) + 1
+
+
+@numba.njit(cache=True)
+def _unpack_kernel(data, dc_counts, dc_first, dc_symbols, ac_counts, ac_first, ac_symbols, dc_residuals, levels):
+    nbits = data.shape[0] * 8
+    k = levels.shape[1]
+    pos = 0
+    for b in range(levels.shape[0]):
+        size, pos, status = decode_symbol(data, pos, nbits, dc_counts, dc_first, dc_symbols)
+        if status != STATUS_OK:
+            return status, pos
+        if pos + size > nbits:
+            return STATUS_OUT_OF_BITS, pos
+        dc_residuals[b] = _extend(read_bits(data, pos, size), size)
+        pos += size
+        j = 1
+        while j < k:
+            symbol, pos, status = decode_symbol(data, pos, nbits, ac_counts, ac_first, ac_symbols)
+            if status != STATUS_OK:
+                return status, pos
+            if symbol == EOB:
+                break
+            run = symbol >> 4
+            size = symbol & 15
+            if symbol == ZRL:
+                run = MAX_RUN + 1
+            if j + run >= k:
+                return UNPACK_RUN_PAST_BLOCK, pos
+            j += run
+            if size:
+                if pos + size > nbits:
+                    return STATUS_OUT_OF_BITS, pos
+                levels[b, j] = _extend(read_bits(data, pos, size), size)
+                pos += size
+                j += 1
+    return STATUS_OK, pos
+
+
+def _encoder_arrays(table: HuffmanTable, alphabet: int) -> tuple[np.ndarray, np.ndarray]:
+    codes = np.zeros(alphabet, dtype=np.int64)
+    lengths = np.zeros(alphabet, dtype=np.int64)
+    if len(table.lengths):
+        span = slice(table.min_symbol, table.min_symbol + len(table.lengths))
+        codes[span] = table.canonical_codes()
+        lengths[span] = table.lengths
+    return codes, lengths
+
+
+def _check_levels(dc_residuals: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    dc_residuals = np.ascontiguousarray(dc_residuals, dtype=np.int64)
+    levels = np.ascontiguousarray(levels, dtype=np.int64)
+    if levels.ndim != 2 or levels.shape[1] != BLOCK_PIXELS or dc_residuals.shape != (levels.shape[0],):
+        raise ValueError(f"expected (n,) DC residuals and (n, {BLOCK_PIXELS}) levels")
+    if dc_residuals.size and np.abs(dc_residuals).max() > MAX_VALUE:
+        raise ValueError(f"a DC residual exceeds {MAX_VALUE}")
+    if levels.size and np.abs(levels[:, 1:]).max() > MAX_VALUE:
+        raise ValueError(f"an AC level exceeds {MAX_VALUE}")
+    return dc_residuals, levels
+
+
+def symbol_counts(dc_residuals: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """(DC histogram, AC histogram, extra bits) of a plane: what its tables are built from."""
+    dc_residuals, levels = _check_levels(dc_residuals, levels)
+    dc_hist = np.zeros(DC_ALPHABET, dtype=np.int64)
+    ac_hist = np.zeros(AC_ALPHABET, dtype=np.int64)
+    extra = _count_kernel(dc_residuals, levels, dc_hist, ac_hist)
+    return dc_hist, ac_hist, int(extra)
+
+
+def tables_for(dc_hist: np.ndarray, ac_hist: np.ndarray) -> PlaneTables:
+    """Optimal length-limited tables for a plane's histograms."""
+    return PlaneTables(_table_from_counts(dc_hist), _table_from_counts(ac_hist))
+
+
+def _table_from_counts(counts: np.ndarray) -> HuffmanTable:
+    used = np.flatnonzero(counts)
+    if used.size == 0:
+        return HuffmanTable.empty()
+    low, high = int(used[0]), int(used[-1])
+    return HuffmanTable(low, code_lengths(counts[low : high + 1]))
+
+
+def payload_bits(dc_hist: np.ndarray, ac_hist: np.ndarray, extra: int, tables: PlaneTables) -> int:
+    """Exact payload size in bits for histograms coded with ``tables``."""
+    total = extra
+    for hist, table, alphabet in ((dc_hist, tables.dc, DC_ALPHABET), (ac_hist, tables.ac, AC_ALPHABET)):
+        _, lengths = _encoder_arrays(table, alphabet)
+        if np.any((hist > 0) & (lengths == 0)):
+            raise ValueError("a symbol has no code in its table")
+        total += int(np.dot(hist, lengths))
+    return total
+
+
+def pack(dc_residuals: np.ndarray, levels: np.ndarray, tables: PlaneTables) -> bytes:
+    """Code every block of a plane in raster order; zero-pad the last byte."""
+    dc_residuals, levels = _check_levels(dc_residuals, levels)
+    dc_hist = np.zeros(DC_ALPHABET, dtype=np.int64)
+    ac_hist = np.zeros(AC_ALPHABET, dtype=np.int64)
+    extra = _count_kernel(dc_residuals, levels, dc_hist, ac_hist)
+    out = np.zeros((payload_bits(dc_hist, ac_hist, extra, tables) + 7) // 8, dtype=np.uint8)
+    _pack_kernel(dc_residuals, levels, *_encoder_arrays(tables.dc, DC_ALPHABET), *_encoder_arrays(tables.ac, AC_ALPHABET), out)
+    return out.tobytes()
+
+
+def check_tables(tables: PlaneTables) -> None:
+    """Reject tables whose symbols the block syntax cannot have (before any kernel runs)."""
+    dc, ac = tables.dc, tables.ac
+    if len(dc.lengths) and (dc.min_symbol < 0 or dc.min_symbol + len(dc.lengths) > DC_ALPHABET):
+        raise CorruptStreamError(f"DC table covers symbols outside 0..{DC_ALPHABET - 1}")
+    if len(ac.lengths) and (ac.min_symbol < 0 or ac.min_symbol + len(ac.lengths) > AC_ALPHABET):
+        raise CorruptStreamError(f"AC table covers symbols outside 0..{AC_ALPHABET - 1}")
+    symbols = np.flatnonzero(ac.lengths) + ac.min_symbol
+    if np.any((symbols & 15 == 0) & (symbols != EOB) & (symbols != ZRL)):
+        raise CorruptStreamError("AC table holds a zero-size symbol other than EOB and ZRL")
+
+
+def _decoder_arrays(table: HuffmanTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    counts, first, symbols = table.decoder_tables()
+    return counts, first, np.concatenate([symbols, np.zeros(1, dtype=np.int32)]).astype(np.int64)
+
+
+def unpack(payload: bytes, nblocks: int, tables: PlaneTables) -> tuple[np.ndarray, np.ndarray]:
+    """Decode ``nblocks`` blocks: (DC residuals int64 (n,), levels int64 (n, 64), DC column 0).
+
+    Raises CorruptStreamError unless the payload holds exactly those blocks followed by
+    fewer than 8 zero padding bits.
+    """
+    check_tables(tables)
+    # Every block costs at least one bit (its DC code), which bounds the allocation.
+    if nblocks > 8 * len(payload):
+        raise CorruptStreamError(f"payload of {len(payload)} bytes cannot hold {nblocks} blocks")
+    if nblocks and (not len(tables.dc.lengths) or not len(tables.ac.lengths)):
+        raise CorruptStreamError("a plane with blocks has an empty Huffman table")
+    data = np.frombuffer(payload, dtype=np.uint8)
+    dc_residuals = np.zeros(nblocks, dtype=np.int64)
+    levels = np.zeros((nblocks, BLOCK_PIXELS), dtype=np.int64)
+    status, pos = _unpack_kernel(data, *_decoder_arrays(tables.dc), *_decoder_arrays(tables.ac), dc_residuals, levels)
+    if status != STATUS_OK:
+        raise CorruptStreamError(f"{_UNPACK_MESSAGES[status]} (bit {pos})")
+    check_padding(data, pos)
+    return dc_residuals, levels
+
+
+def block_symbols_reference(dc_residual: int, row: np.ndarray) -> list[tuple[str, int, int, int]]:
+    """Plain-Python symbol list of one block: (table, symbol, extra bits value, extra size)."""
+    size = int(abs(dc_residual)).bit_length()
+    out = [("dc", size, dc_residual if dc_residual > 0 else dc_residual + (1 << size) - 1, size)]
+    nonzero = [j for j in range(1, len(row)) if row[j] != 0]
+    run = 0
+    for j in range(1, (nonzero[-1] if nonzero else 0) + 1):
+        v = int(row[j])
+        if v == 0:
+            run += 1
+            continue
+        while run > MAX_RUN:
+            out.append(("ac", ZRL, 0, 0))
+            run -= MAX_RUN + 1
+        size = abs(v).bit_length()
+        out.append(("ac", run * 16 + size, v if v > 0 else v + (1 << size) - 1, size))
+        run = 0
+    if not nonzero or nonzero[-1] < len(row) - 1:
+        out.append(("ac", EOB, 0, 0))
+    return out
+
+
+def pack_reference(dc_residuals: np.ndarray, levels: np.ndarray, tables: PlaneTables) -> bytes:
+    """Plain-Python bit writer, for tests of :func:`pack`."""
+    codes = {"dc": _encoder_arrays(tables.dc, DC_ALPHABET), "ac": _encoder_arrays(tables.ac, AC_ALPHABET)}
+    bits = []
+    for b in range(levels.shape[0]):
+        for name, symbol, value, size in block_symbols_reference(int(dc_residuals[b]), levels[b]):
+            code, length = codes[name][0][symbol], codes[name][1][symbol]
+            bits.append(format(int(code), f"0{int(length)}b"))
+            if size:
+                bits.append(format(value, f"0{size}b"))
+    stream = "".join(bits)
+    stream += "0" * (-len(stream) % 8)
+    return bytes(int(stream[i : i + 8], 2) for i in range(0, len(stream), 8))
+
+
+def unpack_reference(payload: bytes, nblocks: int, tables: PlaneTables) -> tuple[np.ndarray, np.ndarray]:
+    """Plain-Python bit reader, for tests of :func:`unpack`."""
+    check_tables(tables)
+    lookups = {}
+    for name, table in (("dc", tables.dc), ("ac", tables.ac)):
+        codes = table.canonical_codes()
+        lookups[name] = {(int(table.lengths[s]), int(codes[s])): s + table.min_symbol for s in np.flatnonzero(table.lengths)}
+    bits = "".join(format(byte, "08b") for byte in payload)
+    pos = 0
+
+    def take(n: int) -> int:
+        nonlocal pos
+        if pos + n > len(bits):
+            raise CorruptStreamError(f"{_UNPACK_MESSAGES[STATUS_OUT_OF_BITS]} (bit {pos})")
+        value = int(bits[pos : pos + n], 2) if n else 0
+        pos += n
+        return value
+
+    def symbol(name: str) -> int:
+        code = 0
+        for length in range(1, MAX_CODE_LENGTH + 1):
+            code = (code << 1) | take(1)
+            if (length, code) in lookups[name]:
+                return lookups[name][(length, code)]
+        raise CorruptStreamError(f"{_UNPACK_MESSAGES[STATUS_BAD_CODE]} (bit {pos})")
+
+    def extend(value: int, size: int) -> int:
+        return value if size == 0 or value >> (size - 1) else value - (1 << size) + 1
+
+    dc_residuals = np.zeros(nblocks, dtype=np.int64)
+    levels = np.zeros((nblocks, BLOCK_PIXELS), dtype=np.int64)
+    for b in range(nblocks):
+        size = symbol("dc")
+        dc_residuals[b] = extend(take(size), size)
+        j = 1
+        while j < BLOCK_PIXELS:
+            s = symbol("ac")
+            if s == EOB:
+                break
+            run, size = (MAX_RUN + 1, 0) if s == ZRL else (s >> 4, s & 15)
+            if j + run >= BLOCK_PIXELS:
+                raise CorruptStreamError(f"{_UNPACK_MESSAGES[UNPACK_RUN_PAST_BLOCK]} (bit {pos})")
+            j += run
+            if size:
+                levels[b, j] = extend(take(size), size)
+                j += 1
+    check_padding(np.frombuffer(payload, dtype=np.uint8), pos)
+    return dc_residuals, levels
