@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import blocking, classify, color, huffman, quantize, transform
+from . import blocking, classify, color, huffman, levels
+from .backends import Backend, get_backend
 from .bitstream import MAX_DIMENSION, MAX_PIXELS, ColourMode, PlaneSegment, StreamHeader, write_stream
 from .errors import ImageError, RateControlError
-from .profiles import MAX_QUALITY, MIN_QUALITY, Profile, get_profile
+from .profile_v2 import is_transform_profile
+from .profiles import DEFAULT_PROFILE, MAX_QUALITY, MIN_QUALITY, Profile, get_profile
 
 # Bisection steps of rate control on log(quality): 2^-12 of the 256x range is a
 # quality resolution of 0.14%, finer than one Huffman table changes the size.
@@ -56,17 +58,19 @@ def image_planes(image: np.ndarray) -> tuple[ColourMode, list[np.ndarray]]:
     return mode, planes
 
 
-def analyse_plane(plane: np.ndarray, profile: Profile) -> PlaneAnalysis:
+def analyse_plane(plane: np.ndarray, profile: Profile, backend: Backend) -> PlaneAnalysis:
     blocks = blocking.plane_to_blocks(plane)
     classes, _ = classify.classify(blocks, profile.models[0], profile.threshold)
-    latents = tuple(transform.analyse(blocks[classes == c], model) for c, model in enumerate(profile.models))
+    latents = tuple(backend.analyse(blocks[classes == c], model) for c, model in enumerate(profile.models))
     return PlaneAnalysis(classes, latents)
 
 
-def analyse_frame(image: np.ndarray, profile: Profile) -> FrameAnalysis:
+def analyse_frame(image: np.ndarray, profile: Profile, backend: str | None = None) -> FrameAnalysis:
+    """Classes and latents of every plane; ``backend`` runs the transform (default: numba)."""
     mode, planes = image_planes(image)
+    runner = get_backend(backend)
     return FrameAnalysis(
-        profile, mode, image.shape[0], image.shape[1], tuple(analyse_plane(p, profile) for p in planes)
+        profile, mode, image.shape[0], image.shape[1], tuple(analyse_plane(p, profile, runner) for p in planes)
     )
 
 
@@ -76,13 +80,11 @@ def stream_steps(profile: Profile, quality: float) -> tuple[float, ...]:
 
 
 def code_plane(plane: PlaneAnalysis, profile: Profile, steps: tuple[float, ...]) -> PlaneSegment:
-    layout = huffman.BlockLayout(tuple(m.latents for m in profile.models), profile.class_bits)
-    symbols = np.zeros((plane.classes.shape[0], layout.max_latents), dtype=np.int32)
-    tables = []
-    for c, latents in enumerate(plane.latents):
-        levels = quantize.quantize(latents, steps[c])
-        symbols[plane.classes == c, : levels.shape[1]] = levels
-        tables.append(huffman.HuffmanTable.from_symbols(levels))
+    layout = profile.layout
+    symbols = levels.quantize_blocks(plane.classes, plane.latents, steps, layout.max_latents)
+    tables = [
+        huffman.HuffmanTable.from_symbols(symbols[plane.classes == c, :k]) for c, k in enumerate(layout.latents_per_class)
+    ]
     return PlaneSegment(tuple(tables), huffman.pack(plane.classes, symbols, layout, tables))
 
 
@@ -135,17 +137,26 @@ def encode(
     bpp: float | None = None,
     max_bytes: int | None = None,
     profile: str | None = None,
+    backend: str | None = None,
 ) -> bytes:
     """Compress an HxW (gray) or HxWx3 (RGB) uint8 image into a self-contained stream.
 
     ``quality`` scales the profile's quantizer steps (1.0 = default, smaller = finer).
     ``bpp`` or ``max_bytes`` instead ask rate control for the finest quality whose
-    whole stream fits; RateControlError says when none does.
+    whole stream fits; RateControlError says when none does. ``backend`` names the
+    inference backend of the transform (``firmware_py.codec.backends.BACKENDS``); the
+    default ``numba`` is the float reference.
     """
-    analysis = analyse_frame(image, get_profile(profile))
-    budget = budget_bytes(analysis.height * analysis.width, bpp, max_bytes)
-    if budget is not None and quality is not None:
+    if quality is not None and (bpp is not None or max_bytes is not None):
         raise ValueError("give quality or a byte budget (bpp / max_bytes), not both")
+    name = profile or DEFAULT_PROFILE
+    if is_transform_profile(name):
+        # Format version 2 profiles have their own controller (it imports this module).
+        from . import encoder_v2
+
+        return encoder_v2.encode(image, quality=quality, bpp=bpp, max_bytes=max_bytes, profile=name, backend=backend)
+    analysis = analyse_frame(image, get_profile(name), backend)
+    budget = budget_bytes(analysis.height * analysis.width, bpp, max_bytes)
     if budget is not None:
         return fit_budget(analysis, budget)
     return code_frame(analysis, 1.0 if quality is None else quality)

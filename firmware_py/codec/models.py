@@ -1,7 +1,8 @@
 """The model registry: trained artifacts in ``models/``, described by ``models/manifest.json``.
 
 The manifest is the single source of truth for which weights a profile uses. Every
-artifact is checked against its sha256 before use, so a corrupted or swapped file on a
+artifact (the float weights and each exported ONNX / TFLite / int8 file) is checked
+against its sha256 before use, so a corrupted or swapped file on a
 board is refused instead of silently producing wrong latents.
 """
 
@@ -90,22 +91,53 @@ def _require_array(arrays, key: str, shape: tuple[int, ...], name: str) -> np.nd
     return value
 
 
+def _model_entry(name: str, directory: Path) -> dict:
+    entry = load_manifest(directory)["models"].get(name)
+    if entry is None:
+        raise ModelError(f"model '{name}' is not in {directory / MANIFEST_NAME}")
+    return entry
+
+
+def verified_artifact(directory: Path, entry: dict, what: str) -> tuple[Path, str]:
+    """Path and sha256 of a manifest artifact, refused unless it exists and matches its hash."""
+    path = directory / entry["file"]
+    if not path.is_file():
+        raise ModelError(f"{what}: artifact {path} is missing")
+    actual = file_sha256(path)
+    if actual != entry["sha256"]:
+        raise ModelError(
+            f"{what}: {path} has sha256 {actual[:16]}..., manifest says "
+            f"{entry['sha256'][:16]}...; refusing a modified artifact"
+        )
+    return path, actual
+
+
+def export_artifact(name: str, kind: str, directory: Path | None = None) -> Path:
+    """A hash-checked exported artifact of model ``name``, e.g. kind ``onnx-int8``.
+
+    The kinds and how they are made are in docs/MODELS.md (``python -m export``).
+    """
+    directory = directory or models_dir()
+    entry = _model_entry(name, directory)
+    exported = entry.get("exports", {}).get(kind)
+    if exported is None:
+        raise ModelError(
+            f"model '{name}' has no '{kind}' artifact in {directory / MANIFEST_NAME}; run `python -m export`"
+        )
+    if exported.get("source_sha256") != entry["sha256"]:
+        raise ModelError(
+            f"model '{name}' ({kind}) was exported from other weights than {entry['file']}; re-run `python -m export`"
+        )
+    path, _ = verified_artifact(directory, exported, f"model '{name}' ({kind})")
+    return path
+
+
 @functools.lru_cache(maxsize=32)
 def load_autoencoder(name: str, directory: Path | None = None) -> LinearAutoencoder:
     """Load a block autoencoder by manifest name, refusing any hash or shape mismatch."""
     directory = directory or models_dir()
-    entry = load_manifest(directory)["models"].get(name)
-    if entry is None:
-        raise ModelError(f"model '{name}' is not in {directory / MANIFEST_NAME}")
-    path = directory / entry["file"]
-    if not path.is_file():
-        raise ModelError(f"model '{name}': artifact {path} is missing")
-    actual = file_sha256(path)
-    if actual != entry["sha256"]:
-        raise ModelError(
-            f"model '{name}': {path} has sha256 {actual[:16]}..., manifest says "
-            f"{entry['sha256'][:16]}...; refusing a modified artifact"
-        )
+    entry = _model_entry(name, directory)
+    path, actual = verified_artifact(directory, entry, f"model '{name}'")
     k = int(entry["latents"])
     with np.load(path, allow_pickle=False) as arrays:
         return LinearAutoencoder(
