@@ -14,6 +14,7 @@ from pathlib import Path
 from . import imageio, metrics
 from .fsutil import write_atomically
 from .codec import DEFAULT_PROFILE, QpvError, decode, encode, read_header
+from .codec.backends import BACKENDS, DEFAULT_BACKEND
 from .codec.profiles import profile_by_id
 
 EXIT_BAD_INPUT = 2
@@ -34,11 +35,13 @@ def _describe(header, size: int) -> str:
 
 def cmd_encode(args: argparse.Namespace) -> int:
     image = imageio.load_image(args.input, gray=args.gray)
-    stream = encode(image, quality=args.quality, bpp=args.bpp, max_bytes=args.max_bytes, profile=args.profile)
+    stream = encode(
+        image, quality=args.quality, bpp=args.bpp, max_bytes=args.max_bytes, profile=args.profile, backend=args.backend
+    )
     write_atomically(args.output, stream)
     header = read_header(stream)
     quality = metrics.psnr(image, decode(stream))
-    print(f"{args.output}: {_describe(header, len(stream))}, PSNR {quality:.2f} dB, profile {args.profile}")
+    print(f"{args.output}: {_describe(header, len(stream))}, PSNR {quality:.2f} dB, profile {args.profile}, backend {args.backend}")
     return 0
 
 
@@ -74,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     rate.add_argument("--bpp", type=float, help="rate control: finest quality whose stream fits TARGET bits/pixel")
     rate.add_argument("--max-bytes", type=int, help="rate control: finest quality whose whole stream fits N bytes")
     enc.add_argument("--profile", default=DEFAULT_PROFILE, help="codec profile (default: %(default)s)")
+    enc.add_argument(
+        "--backend", default=DEFAULT_BACKEND, choices=BACKENDS, help="inference backend of the transform (docs/MODELS.md)"
+    )
     enc.add_argument("--gray", action="store_true", help="code luma only, even for a colour input")
     enc.set_defaults(func=cmd_encode)
 
@@ -89,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .bench import add_bench_parser
 
     add_bench_parser(sub)
+    from ground.receiver import add_ground_parser
+
+    from .onboard.cli import add_onboard_parser
+
+    add_onboard_parser(sub)
+    add_ground_parser(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""The quick-preview link: packets, byte framing, fault injection and transports."""

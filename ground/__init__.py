@@ -1,0 +1,1 @@
+"""Ground segment: decode quick-preview packets from a link into PNG previews and JSON sidecars."""
