@@ -11,11 +11,14 @@ DEMO := build/demo
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,export,onnx,tflite]'
 	touch $@
 
+# demo: first the main job (the onboard daemon streams the sample images over a paced pty
+# link into the ground decoder: firmware_py/onboard/demo.py), then the codec's RD table.
 demo: $(VENV)/.installed
 	mkdir -p $(DEMO)
+	QPV_DATA_DIR=$(DATA) $(PY) -m firmware_py.onboard.demo --out $(DEMO)/link
 	for name in lena2 boat goldhill2; do \
 	  $(QPV) encode $(DATA)/waterloo/$$name.png --bpp 0.2 -o $(DEMO)/$$name.qpv && \
 	  $(QPV) decode $(DEMO)/$$name.qpv -o $(DEMO)/$$name.png || exit 1; \
@@ -26,12 +29,19 @@ demo: $(VENV)/.installed
 	  --bpp 0.1,0.15,0.2,0.25 --out $(DEMO)/rd
 	@echo "previews and RD results in $(DEMO)/"
 
+# QPV_REQUIRE_BACKENDS: the backend and export tests fail, not skip, without their packages.
 test: $(VENV)/.installed
-	$(PY) -m pytest -q
+	QPV_REQUIRE_BACKENDS=1 $(PY) -m pytest -q
 
-# Retrain the seed models (deterministic; rewrites models/ with identical files).
+# Retrain every model from the training split, re-export them for the backends and
+# re-measure them (deterministic: rewrites models/ with identical files; a few minutes).
+# Each step updates only its own keys of models/manifest.json. docs/MODELS.md explains each.
 models: $(VENV)/.installed
 	$(PY) -m export.train --out models
+	$(PY) -m export.train_v2 --out models
+	$(PY) -m export --models models
+	$(PY) -m export.packet_tables --out models
+	$(PY) -m export.evaluate
 
 clean:
 	rm -rf build $(VENV)

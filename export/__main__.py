@@ -35,7 +35,8 @@ from firmware_py.fsutil import write_atomically
 
 from . import onnx_export, tflite_export
 from .calibration import Calibration, calibration_set
-from .train import training_blocks, write_manifest
+from .manifest import write_manifest
+from .train import training_blocks
 
 # Which backend runs which artifact kind (models.export_artifact names them).
 ARTIFACT_BACKENDS = {

@@ -30,7 +30,7 @@ from firmware_py.codec.profiles import get_profile
 from firmware_py.fsutil import write_atomically
 
 from .__main__ import ARTIFACT_BACKENDS
-from .train import write_manifest
+from .manifest import read_manifest, write_manifest
 
 PROFILE = "seed"
 SETS = ("kodak", "aerials")
@@ -155,7 +155,7 @@ def markdown(results: dict) -> str:
 def record_in_manifest(results: dict) -> None:
     """Test-set PSNR of the seed profile's models and their artifacts (its backend running both)."""
     directory = models.models_dir()
-    manifest = json.loads((directory / models.MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest = read_manifest(directory)
     for model in get_profile(PROFILE).models:
         entry = manifest["models"][model.name]
         targets = [(entry, DEFAULT_BACKEND)] + [(a, ARTIFACT_BACKENDS[k]) for k, a in entry.get("exports", {}).items()]

@@ -17,8 +17,8 @@ zip timestamps.
 from __future__ import annotations
 
 import argparse
+import functools
 import io
-import json
 import os
 import sys
 import zipfile
@@ -28,6 +28,8 @@ import numpy as np
 
 from firmware_py import datasets, imageio
 from firmware_py.codec import encoder, models, packet_tables, profiles
+
+from .manifest import update_manifest
 
 # Latents of 8x8 blocks of 0..255 pixels stay within about +-1150 for the seed models;
 # anything beyond the histogram's span is counted in its end bins.
@@ -92,6 +94,10 @@ def fit_profile(out: Path, profile_name: str, log) -> dict:
     }
 
 
+def _record_statistics(manifest: dict, *, profile: str, entry: dict) -> None:
+    manifest.setdefault(packet_tables.MANIFEST_SECTION, {})[profile] = entry
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=models.models_dir(), help="models directory (with its manifest)")
@@ -101,17 +107,9 @@ def main(argv: list[str] | None = None) -> int:
     # Fit with the models in --out, the ones the manifest entry will vouch for.
     os.environ[models.MODELS_DIR_ENV] = str(args.out.resolve())
     models.load_manifest.cache_clear()
-    manifest_path = args.out / models.MANIFEST_NAME
     for profile_name in args.profile or ["seed"]:
         entry = fit_profile(args.out, profile_name, log)
-        # Re-read right before writing: other tools add their own entries to the manifest.
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        manifest.setdefault(packet_tables.MANIFEST_SECTION, {})[profile_name] = entry
-        with open(manifest_path, "w", encoding="utf-8") as handle:
-            json.dump(manifest, handle, indent=2)
-            handle.write("\n")
-        models.load_manifest.cache_clear()
-        packet_tables.load_statistics.cache_clear()
+        update_manifest(args.out, functools.partial(_record_statistics, profile=profile_name, entry=entry))
     return 0
 
 

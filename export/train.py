@@ -18,7 +18,6 @@ quantizer step are then chosen on the training images with the real encoder.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
@@ -30,6 +29,8 @@ import numpy as np
 from firmware_py import datasets, imageio, metrics
 from firmware_py.codec import blocking, decode, encoder, models, profiles
 from firmware_py.codec.bitstream import read_header
+
+from .manifest import update_manifest
 
 SEED = 20251121
 EPOCHS = 40
@@ -172,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     x = training_blocks(paths)
     log(f"{len(x)} training blocks from {len(paths)} images")
     rng = np.random.default_rng(SEED)
-    manifest = {"format": 1, "models": {}, "profiles": {}}
+    entries = {}
     for name, latents in SEED_LATENTS.items():
         weights = principal_axes(train_linear_autoencoder(x, latents, rng), x)
         mse = float(np.mean((weights.reconstruct(x) - x) ** 2))
@@ -188,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             "epochs": EPOCHS,
         }
         entry["quality"] = {"training_block_mse": round(mse, 4), "linear_optimum_block_mse": round(optimum, 4)}
-        manifest["models"][name] = entry
+        entries[name] = entry
     class_models = tuple(SEED_LATENTS)
     seed = {
         "id": SEED_PROFILE_ID,
@@ -197,22 +198,18 @@ def main(argv: list[str] | None = None) -> int:
         "threshold": THRESHOLD_GRID[0],
         "base_steps": [TUNING_STEP, TUNING_STEP],
     }
-    manifest["profiles"]["seed"] = seed
+
+    def record(manifest: dict) -> None:
+        manifest["models"].update(entries)
+        manifest["profiles"]["seed"] = seed
+
     # Tuning runs the real encoder and decoder on the models just written.
     os.environ[models.MODELS_DIR_ENV] = str(args.out.resolve())
-    write_manifest(args.out, manifest)
+    update_manifest(args.out, record)
     threshold, base_step, tuning = tune_seed_profile(class_models, log)
     seed.update(threshold=threshold, base_steps=[base_step, base_step], tuning=tuning)
-    write_manifest(args.out, manifest)
+    update_manifest(args.out, record)
     return 0
-
-
-def write_manifest(out: Path, manifest: dict) -> None:
-    with open(out / models.MANIFEST_NAME, "w", encoding="utf-8") as handle:
-        json.dump(manifest, handle, indent=2)
-        handle.write("\n")
-    models.load_manifest.cache_clear()
-    models.load_autoencoder.cache_clear()
 
 
 if __name__ == "__main__":

@@ -22,12 +22,12 @@ aerials). It updates only its own keys of ``models/manifest.json`` (``klt-basis`
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from export.manifest import update_manifest
 from export.train import training_blocks
 from firmware_py import datasets, imageio
 from firmware_py.codec import blocking, deadzone, models, ratecontrol, restoration
@@ -126,18 +126,6 @@ def save_restoration(out: Path, weights: np.ndarray) -> dict:
     return {"file": path.name, "sha256": models.file_sha256(path), "kind": "block-restoration"}
 
 
-def update_manifest(out: Path, entries: dict, profile: dict) -> None:
-    """Replace only this script's keys; other helpers' entries stay as they are."""
-    path = out / models.MANIFEST_NAME
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {"format": 1, "models": {}, "profiles": {}}
-    manifest["models"].update(entries)
-    manifest["profiles"][PROFILE] = profile
-    path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-    models.load_manifest.cache_clear()
-    models.load_autoencoder.cache_clear()
-    restoration.load_restoration.cache_clear()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=models.models_dir(), help="models directory to update")
@@ -167,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         "restoration": RESTORATION_MODEL,
         "tuning": tuning,
     }
-    update_manifest(args.out, {BASIS_MODEL: basis_entry, RESTORATION_MODEL: restore_entry}, profile)
+
+    def record(manifest: dict) -> None:
+        manifest["models"].update({BASIS_MODEL: basis_entry, RESTORATION_MODEL: restore_entry})
+        manifest["profiles"][PROFILE] = profile
+
+    update_manifest(args.out, record)
     return 0
 
 

@@ -1,0 +1,43 @@
+"""Updating models/manifest.json from the offline tools.
+
+Several tools own parts of the manifest: ``export.train`` the seed models and profile,
+``export.train_v2`` the klt models and profile, ``python -m export`` each model's
+``exports``, ``export.packet_tables`` the ``packet_stats`` section, ``export.evaluate``
+the test-set quality figures. Each re-reads the file and replaces only its own keys, so
+they can run in any order without dropping each other's entries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from firmware_py.codec import models, packet_tables, restoration
+
+
+def read_manifest(directory: Path) -> dict:
+    """The manifest in ``directory``, or an empty one if there is none yet."""
+    path = directory / models.MANIFEST_NAME
+    if not path.exists():
+        return {"format": 1, "models": {}, "profiles": {}}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def write_manifest(directory: Path, manifest: dict) -> None:
+    """Write the manifest and forget every artifact the runtime loaded under the old one."""
+    with open(directory / models.MANIFEST_NAME, "w", encoding="utf-8") as handle:
+        json.dump(manifest, handle, indent=2)
+        handle.write("\n")
+    models.load_manifest.cache_clear()
+    models.load_autoencoder.cache_clear()
+    restoration.load_restoration.cache_clear()
+    packet_tables.load_statistics.cache_clear()
+
+
+def update_manifest(directory: Path, change: Callable[[dict], None]) -> dict:
+    """Re-read the manifest, apply ``change`` to it in place, write it back; return it."""
+    manifest = read_manifest(directory)
+    change(manifest)
+    write_manifest(directory, manifest)
+    return manifest
