@@ -78,7 +78,6 @@ class FrameAssembly:
         self.profile = None
         self.planes: list[PlaneState] = []
         self.pending: list[Packet] = []  # intact packets waiting for the descriptor
-        self.seen: set[tuple[int, int]] = set()  # (plane, start block) of packets used
         self.error: str | None = None
         self.dirty = False
         self.last_render: float | None = None
@@ -104,10 +103,12 @@ class FrameAssembly:
     def decode(self, packet: Packet) -> None:
         """Put a packet's blocks in place (raises CorruptPacketError for a bad slice)."""
         decoded = packet_format.decode_slice(packet, self.descriptor)
-        plane = self.planes[decoded.plane]
-        plane.classes[decoded.blocks] = decoded.classes
-        plane.symbols[decoded.blocks] = decoded.symbols
-        plane.received[decoded.blocks] = True
+        for index, plane in enumerate(self.planes):
+            mine = decoded.planes == index
+            blocks = decoded.blocks[mine]
+            plane.classes[blocks] = decoded.classes[mine]
+            plane.symbols[blocks] = decoded.symbols[mine]
+            plane.received[blocks] = True
         self.dirty = True
 
     @property
@@ -218,17 +219,15 @@ class GroundDecoder:
         return assembly
 
     def _add(self, assembly: FrameAssembly, packet: Packet, size: int, now: float) -> None:
-        coverage = (packet.header.plane, packet.header.start_block)
-        if coverage in assembly.seen:
+        index = packet.header.index
+        if index in assembly.record.indices:
             assembly.record.duplicate += 1
             self.stats.duplicate += 1
             return
-        assembly.seen.add(coverage)
         record = assembly.record
-        record.received += 1
+        record.indices.add(index)
         record.bytes += size
         record.last_packet = now
-        record.final_seen |= packet.header.final
         self.stats.packets += 1
         if assembly.descriptor is None and packet.header.descriptor is not None:
             assembly.set_descriptor(packet.header.descriptor)
@@ -248,7 +247,7 @@ class GroundDecoder:
             assembly.decode(packet)
         except CorruptPacketError:
             # Intact CRC, impossible content: drop it like a damaged packet.
-            assembly.record.received -= 1
+            assembly.record.indices.discard(packet.header.index)
             self.stats.packets -= 1
             self._count_corrupt((assembly.record.source, assembly.record.frame_id))
 

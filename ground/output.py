@@ -8,7 +8,7 @@ The sidecar's fields are listed in docs/FORMAT.md ("Ground output").
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -61,10 +61,16 @@ class FrameRecord:
     first_packet: float  # receive times, seconds since the epoch
     last_packet: float
     bytes: int = 0  # packet bytes received (headers and CRC included), duplicates not counted
-    received: int = 0
+    indices: set[int] = field(default_factory=set)  # packet indices used
     duplicate: int = 0
     corrupt: int = 0
-    final_seen: bool = False
+
+    @property
+    def received(self) -> int:
+        return len(self.indices)
+
+    def lost_indices(self, packet_count: int) -> list[int]:
+        return sorted(set(range(packet_count)) - self.indices)
 
     def to_json(self, descriptor=None, profile_name: str | None = None, regions: list[dict] | None = None,
                 concealed_fraction: float | None = None, error: str | None = None) -> dict:
@@ -78,10 +84,11 @@ class FrameRecord:
                 "expected": descriptor.packet_count if descriptor else None,
                 "received": self.received,
                 "lost": descriptor.packet_count - self.received if descriptor else None,
+                "lost_indices": self.lost_indices(descriptor.packet_count) if descriptor else None,
                 "duplicate": self.duplicate,
                 "corrupt": self.corrupt,
             },
-            "final_packet_seen": self.final_seen,
+            "final_packet_seen": descriptor is not None and descriptor.packet_count - 1 in self.indices,
         }
         if descriptor is not None:
             record.update(

@@ -56,7 +56,9 @@ def test_loss_free_frame_decodes_exactly_as_the_file_codec(request, tmp_path, fr
     ground.close()
     assert np.array_equal(imageio.load_image(tmp_path / f"{stem}.png", gray=image.ndim == 2), file_mode_decode(image, sent))
     record = sidecar(tmp_path, stem)
-    assert record["packets"] == {"expected": len(sent), "received": len(sent), "lost": 0, "duplicate": 0, "corrupt": 0}
+    assert record["packets"] == {
+        "expected": len(sent), "received": len(sent), "lost": 0, "lost_indices": [], "duplicate": 0, "corrupt": 0,
+    }
     assert record["complete"] and record["final_packet_seen"] and record["lost_regions"] == []
     assert record["bytes"] == sum(map(len, sent))
     assert record["bpp"] == pytest.approx(record["bytes"] * 8 / (image.shape[0] * image.shape[1]), abs=1e-5)
@@ -118,10 +120,26 @@ def test_lost_packets_are_concealed_and_listed(tmp_path, gray_frame):
     ground.close()
     record = sidecar(tmp_path, "QPV1-3")
     assert record["packets"]["lost"] == len(sent) - len(kept) and not record["complete"]
+    assert record["packets"]["lost_indices"] == [i for i in range(len(sent)) if i % 5 == 2]
     lost_blocks = sum(r["width"] * r["height"] for r in record["lost_regions"])
     assert lost_blocks > 0 and record["concealed_fraction"] > 0
     out = imageio.load_image(tmp_path / "QPV1-3.png")
     assert metrics.psnr(image, out) > metrics.psnr(image, file_mode_decode(image, sent)) - 3.0
+
+
+def test_a_packet_index_beyond_the_frame_is_dropped_as_corrupt(tmp_path, gray_frame):
+    """Its CRC is intact, but no packet of the frame can have that index: it waits for
+    the descriptor and is then refused, not decoded."""
+    image, sent = gray_frame
+    packet = parse_packet(sent[5])
+    assert packet.header.descriptor is None
+    stray = PacketHeader("QPV1", 3, len(sent), packet.header.start_block)
+    ground = GroundDecoder(tmp_path)
+    ground.feed(framing.frame(build_packet(stray, packet.payload), "kiss") + b"".join(framed(sent)))
+    ground.close()
+    assert ground.stats.corrupt == 1 and ground.stats.packets == len(sent)
+    assert sidecar(tmp_path, "QPV1-3")["packets"]["lost_indices"] == []
+    assert np.array_equal(imageio.load_image(tmp_path / "QPV1-3.png"), file_mode_decode(image, sent))
 
 
 def test_frame_without_descriptor_gets_a_sidecar_only(tmp_path, gray_frame):
@@ -137,7 +155,7 @@ def test_frame_from_other_models_is_not_decoded(tmp_path, gray_frame):
     _, sent = gray_frame
     packet = parse_packet(sent[0])
     alien = packet.header.descriptor.__class__(**{**packet.header.descriptor.__dict__, "fingerprint": b"\0\0\0\0"})
-    header = PacketHeader("ALIEN", 1, packet.header.plane, packet.header.start_block, alien, False)
+    header = PacketHeader("ALIEN", 1, packet.header.index, packet.header.start_block, alien)
     log = []
     ground = GroundDecoder(tmp_path, log=lambda event, **fields: log.append(event))
     ground.feed(framing.frame(build_packet(header, packet.payload), "kiss"))
@@ -153,7 +171,7 @@ def test_open_frames_are_bounded_and_timed_out(tmp_path, gray_frame):
     ground = GroundDecoder(tmp_path, max_open_frames=2, frame_timeout=5.0, clock=lambda: now[0])
     for frame_id in range(4):
         packet = parse_packet(sent[0])
-        header = PacketHeader("QPV1", frame_id, 0, 0, packet.header.descriptor, False)
+        header = PacketHeader("QPV1", frame_id, 0, 0, packet.header.descriptor)
         ground.feed(framing.frame(build_packet(header, packet.payload), "kiss"))
     assert len(ground.open) == 2 and (tmp_path / "QPV1-0.json").exists()
     now[0] = 100.0

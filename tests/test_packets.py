@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from codec_helpers import crop
 from firmware_py.codec import ColourMode, RateControlError, packet_tables, slices
-from firmware_py.codec.blocking import block_grid
 from firmware_py.link import framing, packets
 from firmware_py.link.crc32c import crc32c, crc32c_reference
 from ground.evaluate import wire_breakdown
@@ -57,9 +56,11 @@ def test_source_ids_fold_to_upper_case_and_fit_32_bits():
 
 
 def test_whitening_is_the_ccsds_randomizer():
-    assert bytes(packets.WHITENING[:8]) == bytes.fromhex("ff480ec09a0d70bc")
-    assert bytes(packets.WHITENING[255:263]) == bytes(packets.WHITENING[:8])  # period 255
-    assert packets.whiten(packets.whiten(b"any payload")) == b"any payload"
+    assert bytes(packets.WHITENING[0, :8]) == bytes.fromhex("ff480ec09a0d70bc")
+    assert bytes(packets.WHITENING[0, 255:263]) == bytes(packets.WHITENING[0, :8])  # period 255
+    for variant in range(4):  # variant v starts at byte 64 v of the sequence
+        assert bytes(packets.WHITENING[variant, :100]) == bytes(packets.WHITENING[0, 64 * variant : 64 * variant + 100])
+        assert packets.whiten(packets.whiten(b"any payload", variant), variant) == b"any payload"
 
 
 descriptors = st.builds(
@@ -78,16 +79,40 @@ descriptors = st.builds(
     source=st.text(alphabet=packets.SOURCE_ALPHABET, min_size=1, max_size=6),
     frame_id=st.integers(0, 65535),
     descriptor=st.none() | descriptors,
-    final=st.booleans(),
+    index=st.integers(0, 65534),
     payload=st.binary(min_size=1, max_size=200).filter(lambda p: p[-1] != 0),
+    framing_name=st.sampled_from(framing.FRAMINGS),
 )
-def test_header_round_trips(source, frame_id, descriptor, final, payload):
-    header = PacketHeader(source, frame_id, 0, 0, descriptor, final)
-    data = build_packet(header, payload)
+def test_header_round_trips(source, frame_id, descriptor, index, payload, framing_name):
+    if descriptor is not None:
+        index %= descriptor.packet_count
+    header = PacketHeader(source, frame_id, index, 0, descriptor)
+    data = build_packet(header, payload, framing_name)
     assert len(data) == packets.HEADER_SIZE + (packets.DESCRIPTOR_SIZE if descriptor else 0) + len(payload) + 4
     packet = parse_packet(data)
     assert packet.header == header
     assert packet.payload == payload
+    assert data[0] == 0x52  # magic nibble 5, version 2
+
+
+def test_the_sender_picks_the_whitening_variant_that_frames_shortest():
+    rng = np.random.default_rng(3)
+    payloads = [rng.integers(0, 256, 230, dtype=np.uint8).tobytes() + b"\x01" for _ in range(40)]
+    chosen, first = 0, 0
+    for payload in payloads:
+        header = PacketHeader("QPV1", 1, 0, 0)
+        variants = []
+        for variant in range(4):
+            body = bytearray(build_packet(header, payload))[:-4]
+            body[9:12] = (variant << packets.WHITENING_SHIFT).to_bytes(3, "little")
+            body[packets.HEADER_SIZE :] = packets.whiten(payload, variant)
+            variants.append(len(framing.frame(reseal(bytes(body) + bytes(4)), "kiss")))
+        best = build_packet(header, payload)
+        assert parse_packet(best).payload == payload
+        chosen += len(framing.frame(best, "kiss"))
+        first += variants[0]
+        assert len(framing.frame(best, "kiss")) == min(variants)
+    assert chosen < first  # picking saves escapes
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +126,37 @@ def test_frame_packets_are_complete_and_cover_every_block_once(lena2, lena_packe
     assert all(len(p) <= packets.DEFAULT_PACKET_SIZE for p in lena_packets)
     descriptor = parsed[0].header.descriptor
     assert descriptor is not None and descriptor.packet_count == len(parsed)
+    assert [p.header.index for p in parsed] == list(range(len(parsed)))
     assert [p.header.final for p in parsed] == [False] * (len(parsed) - 1) + [True]
     carriers = [i for i, p in enumerate(parsed) if p.header.descriptor]
     assert carriers == [i for i in range(len(parsed)) if packets.carries_descriptor(i) or i == len(parsed) - 1]
     assert all(p.header.descriptor in (None, descriptor) for p in parsed)
     covered = np.concatenate([packets.decode_slice(p, descriptor).blocks for p in parsed])
     assert np.array_equal(np.sort(covered), np.arange(64 * 64))
+
+
+def test_colour_packets_run_across_planes_and_spread_every_plane(kodim23):
+    """Planes are interleaved phase by phase, so no packet holds more than one phase
+    (1/16) of a chroma plane, and only the frame's last packet is partly filled."""
+    sent = packets.encode_frame_packets(kodim23, source="QPV1", frame_id=7, max_wire_bytes=int(0.2 * kodim23.size / 24))
+    parsed = [parse_packet(p) for p in sent]
+    descriptor = parsed[0].header.descriptor
+    decoded = [packets.decode_slice(p, descriptor) for p in parsed]
+    assert sum(len(set(d.planes.tolist())) > 1 for d in decoded) >= 16
+    assert all(len(p) >= packets.DEFAULT_PACKET_SIZE - 8 for p in sent[:-1])  # less than a block of room left
+    for plane, count in enumerate(descriptor.plane_blocks()):
+        shares = [np.count_nonzero(d.planes == plane) / count for d in decoded]
+        assert max(shares) <= 1 / 16 and sum(share > 0 for share in shares) >= 16
+        blocks = np.concatenate([d.blocks[d.planes == plane] for d in decoded])
+        assert np.array_equal(np.sort(blocks), np.arange(count))
+
+
+def test_frame_order_interleaves_planes_phase_by_phase():
+    planes, blocks = slices.frame_order(((4, 4), (2, 2), (2, 2)))
+    assert planes.tolist()[:3] == [0, 1, 2] and blocks.tolist()[:3] == [0, 0, 0]  # phase 0 of each plane
+    # phases 1-3 exist only in Y (blocks 10, 2, 8); phase 4 is Y block 5, then Cb and Cr block 3 (1, 1)
+    assert list(zip(planes.tolist(), blocks.tolist()))[3:9] == [(0, 10), (0, 2), (0, 8), (0, 5), (1, 3), (2, 3)]
+    assert sorted(zip(planes.tolist(), blocks.tolist())) == [(0, b) for b in range(16)] + [(p, b) for p in (1, 2) for b in range(4)]
 
 
 def test_rate_control_picks_the_finest_quality_that_fits(lena2, lena_packets):
@@ -153,39 +203,49 @@ def test_header_crc_and_framing_overhead_is_below_8_percent(lena2, kodim23):
 
 
 def test_slice_kernels_match_the_references_including_escapes():
-    tables = packet_tables.slice_tables("seed", 128, "luma")
+    tables = packet_tables.table_set("seed", 128)
     rng = np.random.default_rng(5)
     n = 300
+    kinds = rng.integers(0, 2, n)
     classes = rng.integers(0, 2, n).astype(np.int64)
     symbols = np.zeros((n, 8), dtype=np.int64)
     symbols[:, :] = rng.integers(-6, 7, (n, 8))
     symbols[::7, 0] = rng.choice([-16383, 16383, 900, -2000], size=len(symbols[::7]))  # escaped
     symbols[classes == 0, 1:] = 0
     bounds = np.array([0, 1, 50, 51, 200, n])
-    fast = slices.pack_slices(classes, symbols, bounds, tables)
+    fast = slices.pack_slices(classes, symbols, kinds, bounds, tables)
     for r, payload in enumerate(fast):
         part = slice(bounds[r], bounds[r + 1])
-        assert payload == slices.pack_slice_reference(classes[part], symbols[part], tables)
+        assert payload == slices.pack_slice_reference(classes[part], symbols[part], kinds[part], tables)
         for unpack in (slices.unpack_slice, slices.unpack_slice_reference):
-            got_classes, got_symbols = unpack(payload, 10_000, tables)
+            got_classes, got_symbols = unpack(payload, kinds[bounds[r] :], tables)
             assert np.array_equal(got_classes, classes[part])
             assert np.array_equal(got_symbols, symbols[part])
-    costs = slices.block_costs(classes, symbols, tables)
+    costs = slices.block_costs(classes, symbols, kinds, tables)
     assert [slices.slice_bytes(int(costs[bounds[r] : bounds[r + 1]].sum())) for r in range(len(fast))] == [len(p) for p in fast]
 
 
-@given(payload=st.binary(min_size=1, max_size=120), limit=st.integers(0, 300))
-def test_unpack_slice_takes_any_bytes(payload, limit):
-    tables = packet_tables.slice_tables("seed", 150, "chroma")
+@given(payload=st.binary(min_size=1, max_size=120), kinds=st.lists(st.integers(0, 1), max_size=300))
+def test_unpack_slice_takes_any_bytes(payload, kinds):
+    tables = packet_tables.table_set("seed", 150)
+    limit = len(kinds)
     outcomes = []
     for unpack in (slices.unpack_slice, slices.unpack_slice_reference):
         try:
-            classes, symbols = unpack(payload, limit, tables)
+            classes, symbols = unpack(payload, np.array(kinds, dtype=np.int64), tables)
             assert 1 <= len(classes) <= limit
             outcomes.append((classes.tolist(), symbols.tolist()))
         except packets.CorruptStreamError:
             outcomes.append("corrupt")
     assert outcomes[0] == outcomes[1]
+
+
+def put_plain(data: bytearray, offset: int, value: int) -> None:
+    """Set a packet byte as the parser will read it: bytes after the header are whitened."""
+    if offset >= packets.HEADER_SIZE:
+        variant = int.from_bytes(data[9:12], "little") >> packets.WHITENING_SHIFT
+        value ^= int(packets.WHITENING[variant, offset - packets.HEADER_SIZE])
+    data[offset] = value
 
 
 def reseal(data: bytes) -> bytes:
@@ -208,34 +268,39 @@ def test_every_single_bit_error_is_caught(lena_packets):
 @pytest.mark.parametrize(
     "offset, value, message",
     [
-        (0, 0x52, "magic"),
-        (1, 0x21, "version"),
-        (1, 0x15, "flags"),
-        (2, packets.SOURCE_BASE, "source"),  # digits (0, 1): an empty first character
-        (10, 0xC0, "plane"),
-        (11, 0x00, "size"),  # width low byte ...
-        (15, 0x07, "colour"),
+        (0, 0x42, "magic"),
+        (0, 0x51, "version 1"),  # a version 1 packet
+        (1, packets.SOURCE_BASE, "source"),  # digits (0, 1): an empty first character
+        (7, 0xFF, "index"),  # index 65535 ...
+        (12, 0x00, "size"),  # width low byte ...
+        (16, 0x07, "colour"),
+        (19, 0x00, "packets"),  # packet count low byte ...
     ],
 )
 def test_hostile_fields_with_a_valid_crc_are_refused(lena_packets, offset, value, message):
     data = bytearray(lena_packets[0])
-    data[offset] = value
-    if offset == 2:
-        data[2:6] = value.to_bytes(4, "little")
-    if offset == 11:
-        data[12] = 0  # ... and high byte: width 0
+    put_plain(data, offset, value)
+    if offset == 1:
+        data[1:5] = value.to_bytes(4, "little")
+    if offset in (7, 12, 19):
+        put_plain(data, offset + 1, value)  # ... and high byte
     with pytest.raises(CorruptPacketError, match=message):
         parse_packet(reseal(bytes(data)))
 
 
-def test_coverage_outside_the_frame_and_missing_stop_bit_are_refused(lena_packets):
+def test_placement_outside_the_frame_and_missing_stop_bit_are_refused(lena_packets):
+    original = parse_packet(lena_packets[0])
     data = bytearray(lena_packets[0])
-    data[8:11] = (4096).to_bytes(3, "little")  # block 4096 of a 64x64-block plane
+    variant_and_flag = int.from_bytes(data[9:12], "little") & ~(packets.MAX_FRAME_BLOCKS - 1)
+    data[9:12] = (variant_and_flag | 4096).to_bytes(3, "little")  # block 4096 of a 64x64-block frame
     with pytest.raises(CorruptPacketError, match="outside the frame"):
         parse_packet(reseal(bytes(data)))
     data = bytearray(lena_packets[0])
-    payload_length = len(data) - packets.HEADER_SIZE - packets.DESCRIPTOR_SIZE - packets.CRC_SIZE
-    data[-5] = packets.WHITENING[payload_length - 1]  # last payload byte 0 once unwhitened
+    data[7:9] = original.header.descriptor.packet_count.to_bytes(2, "little")
+    with pytest.raises(CorruptPacketError, match="beyond the frame"):
+        parse_packet(reseal(bytes(data)))
+    data = bytearray(lena_packets[0])
+    put_plain(data, len(data) - 5, 0)  # last payload byte 0
     with pytest.raises(CorruptPacketError, match="stop bit"):
         parse_packet(reseal(bytes(data)))
 
@@ -265,6 +330,8 @@ def test_resealed_mutations_never_escape_the_documented_errors(lena_packets, dat
         return
     except packets.ModelError:
         return  # a mutated descriptor naming other models
-    blocks = decoded.blocks
-    rows, cols = block_grid(*(packet.header.descriptor or descriptor).plane_shapes()[decoded.plane])
-    assert blocks.size >= 1 and blocks.min() >= 0 and blocks.max() < rows * cols
+    grids = (packet.header.descriptor or descriptor).block_grids()
+    assert decoded.blocks.size >= 1
+    for plane, (rows, cols) in enumerate(grids):
+        blocks = decoded.blocks[decoded.planes == plane]
+        assert blocks.size == 0 or (blocks.min() >= 0 and blocks.max() < rows * cols)

@@ -219,6 +219,58 @@ class SliceTables:
         return arrays
 
 
+def _stack_arrays(parts: list[SliceArrays]) -> SliceArrays:
+    """Table arrays of several kinds one after another (kind k's tables at k * T + t)."""
+    width = max(part.codes.shape[1] for part in parts)
+
+    def padded(name: str) -> np.ndarray:
+        return np.concatenate([np.pad(getattr(p, name), ((0, 0), (0, width - getattr(p, name).shape[1]))) for p in parts])
+
+    return SliceArrays(
+        parts[0].latents_per_class,
+        np.concatenate([p.reach for p in parts]),
+        np.concatenate([p.escape for p in parts]),
+        padded("codes"),
+        padded("lengths"),
+        np.concatenate([p.counts for p in parts]),
+        np.concatenate([p.first for p in parts]),
+        padded("ordered"),
+    )
+
+
+@dataclass(frozen=True)
+class TableSet:
+    """The tables of every plane kind at one quality code: ``kinds[k]`` codes the blocks of
+    kind k (index into PLANE_KINDS). A slice may hold blocks of several planes, each
+    block coded with its own plane kind's tables."""
+
+    kinds: tuple[SliceTables, ...]
+
+    @property
+    def layout(self) -> BlockLayout:
+        return self.kinds[0].layout
+
+    @property
+    def steps(self) -> tuple[float, ...]:
+        return self.kinds[0].steps
+
+    @functools.cached_property
+    def arrays(self) -> SliceArrays:
+        """Every kind's arrays stacked: table ``t = (kind * classes + class) * max_latents + j``."""
+        return _stack_arrays([tables.arrays for tables in self.kinds])
+
+
+def kind_index(plane_index: int) -> int:
+    """Index into PLANE_KINDS (and TableSet.kinds) of a plane."""
+    return PLANE_KINDS.index(plane_kind(plane_index))
+
+
+@functools.lru_cache(maxsize=256)
+def table_set(profile_name: str, quality_code: int) -> TableSet:
+    """The tables of every plane kind of one profile at one quality code (cached)."""
+    return TableSet(tuple(slice_tables(profile_name, quality_code, kind) for kind in PLANE_KINDS))
+
+
 @functools.lru_cache(maxsize=512)
 def slice_tables(profile_name: str, quality_code: int, kind: str) -> SliceTables:
     """The tables of one profile, quality code and plane kind (cached: both ends reuse them)."""

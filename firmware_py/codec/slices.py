@@ -1,16 +1,19 @@
 """Packet-mode block coding: the order blocks are sent in, what each block costs, and
 coding a run of blocks ("slice") so that it decodes on its own.
 
-Blocks are sent in an interleaved order: the block grid is cut into 16 phases by a
-4x4 ordered-dither (Bayer) pattern, phases are sent one after another, and each phase
-in raster order. A slice is a run of consecutive blocks in that order, so the blocks of
-a lost packet are scattered four blocks apart, every one of them with its eight
-neighbours in other packets, which is what makes concealment by interpolation work;
-and the first packets of a frame already cover the whole picture coarsely.
+Blocks are sent in an interleaved order: each plane's block grid is cut into 16 phases
+by a 4x4 ordered-dither (Bayer) pattern, phases are sent one after another, and within
+a phase the planes one after another (Y, Cb, Cr), each in raster order. A slice is a run
+of consecutive blocks in that frame-wide order, so the blocks of a lost packet are
+scattered four blocks apart, every one of them with its eight neighbours in other
+packets, which is what makes concealment by interpolation work; no packet holds a
+whole chroma plane; and the first packets of a frame already cover the whole picture
+coarsely, in colour.
 
 A slice is coded per block as the class index in ``class_bits`` plain bits followed
-by each latent's code from the static tables (``packet_tables``), MSB first, with an
-escape code + 15 raw bits for a level outside a table. The slice ends with a single
+by each latent's code from the static tables of the block's plane kind
+(``packet_tables.TableSet``), MSB first, with an escape code + 15 raw bits for a level
+outside a table. The slice ends with a single
 1 bit and zero bits up to the byte boundary (a stop bit): the decoder learns the
 exact bit length from the last byte, so no block count is sent.
 
@@ -26,10 +29,19 @@ import functools
 import numba
 import numpy as np
 
-from .bitio import MAX_CODE_LENGTH, STATUS_BAD_CODE, STATUS_OK, STATUS_OUT_OF_BITS, decode_symbol, flush_bits, put_bits, read_bits
+from .bitio import (
+    MAX_CODE_LENGTH,
+    STATUS_BAD_CODE,
+    STATUS_OK,
+    STATUS_OUT_OF_BITS,
+    decode_symbol,
+    flush_bits,
+    put_bits,
+    read_bits,
+)
 from .errors import CorruptStreamError
 from .huffman import BlockLayout
-from .packet_tables import ESCAPE_BITS, SliceTables
+from .packet_tables import ESCAPE_BITS, TableSet
 from .quantize import MAX_LEVEL
 
 # Ordered-dither matrix: phase of block (row, col) is BAYER_4X4[row % 4, col % 4]. Each
@@ -44,7 +56,7 @@ _UNPACK_MESSAGES = {
     STATUS_BAD_CODE: "bit pattern is not a code of the static Huffman table",
     UNPACK_BAD_CLASS: "block class index is out of range",
     UNPACK_BAD_ESCAPE: "escaped level is inside the table's range or beyond the quantizer's",
-    UNPACK_TOO_MANY_BLOCKS: "slice holds more blocks than remain in the plane",
+    UNPACK_TOO_MANY_BLOCKS: "slice holds more blocks than remain in the frame",
 }
 _ESCAPE_SIGN = 1 << (ESCAPE_BITS - 1)
 _ESCAPE_MASK = (1 << ESCAPE_BITS) - 1
@@ -60,28 +72,54 @@ def transmission_order(rows: int, cols: int) -> np.ndarray:
     return order
 
 
-def _check_symbols(classes: np.ndarray, symbols: np.ndarray, tables: SliceTables) -> None:
+@functools.lru_cache(maxsize=16)
+def frame_order(grids: tuple[tuple[int, int], ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Sending order of a frame whose planes have the block grids ``grids`` (rows, cols).
+
+    Returns (plane, raster block index) of every block, read-only arrays: phase by
+    phase, and within a phase plane by plane, each in raster order.
+    """
+    planes, blocks, phases = [], [], []
+    for plane, (rows, cols) in enumerate(grids):
+        order = transmission_order(rows, cols)
+        planes.append(np.full(order.size, plane))
+        blocks.append(order)
+        phases.append(BAYER_4X4[(order // cols) % 4, (order % cols) % 4])
+    phase, plane_of, block_of = (np.concatenate(parts) for parts in (phases, planes, blocks))
+    sequence = np.lexsort((plane_of, phase))  # stable: raster order within (phase, plane)
+    plane_of, block_of = plane_of[sequence], block_of[sequence]
+    plane_of.setflags(write=False)
+    block_of.setflags(write=False)
+    return plane_of, block_of
+
+
+def _check_symbols(classes: np.ndarray, symbols: np.ndarray, kinds: np.ndarray, tables: TableSet) -> None:
     layout = tables.layout
     if classes.ndim != 1 or symbols.ndim != 2 or symbols.shape != (classes.shape[0], layout.max_latents):
         raise ValueError("classes and symbols do not match the slice tables' layout")
+    if kinds.shape != classes.shape or (kinds.size and not 0 <= int(kinds.min()) <= int(kinds.max()) < len(tables.kinds)):
+        raise ValueError(f"block kinds must be one per block, 0..{len(tables.kinds) - 1}")
     if classes.size and int(classes.max()) >= len(layout.latents_per_class):
         raise ValueError("block class index out of range")
     if symbols.size and int(np.abs(symbols).max()) > MAX_LEVEL:
         raise ValueError(f"a level exceeds the quantizer's range of +-{MAX_LEVEL}")
 
 
-def block_costs(classes: np.ndarray, symbols: np.ndarray, tables: SliceTables) -> np.ndarray:
-    """Exact size in bits of every block as a slice codes it (int64, one per block)."""
-    _check_symbols(classes, symbols, tables)
+def block_costs(classes: np.ndarray, symbols: np.ndarray, kinds: np.ndarray, tables: TableSet) -> np.ndarray:
+    """Exact size in bits of every block as a slice codes it (int64, one per block);
+    ``kinds[b]`` is block b's plane kind (index into ``tables.kinds``)."""
+    kinds = np.asarray(kinds)
+    _check_symbols(classes, symbols, kinds, tables)
     costs = np.full(classes.shape[0], tables.layout.class_bits, dtype=np.int64)
-    for c, row in enumerate(tables.tables):
-        chosen = classes == c
-        for j, table in enumerate(row):
-            values = symbols[chosen, j].astype(np.int64)
-            reach = -table.min_symbol
-            inside = np.abs(values) <= reach
-            slots = np.where(inside, values + reach, len(table.lengths) - 1)
-            costs[chosen] += table.lengths[slots].astype(np.int64) + np.where(inside, 0, ESCAPE_BITS)
+    for k, kind_tables in enumerate(tables.kinds):
+        for c, row in enumerate(kind_tables.tables):
+            chosen = (classes == c) & (kinds == k)
+            for j, table in enumerate(row):
+                values = symbols[chosen, j].astype(np.int64)
+                reach = -table.min_symbol
+                inside = np.abs(values) <= reach
+                slots = np.where(inside, values + reach, len(table.lengths) - 1)
+                costs[chosen] += table.lengths[slots].astype(np.int64) + np.where(inside, 0, ESCAPE_BITS)
     return costs
 
 
@@ -91,14 +129,15 @@ def slice_bytes(bits: int) -> int:
 
 
 @numba.njit(cache=True)
-def _pack_kernel(classes, symbols, bounds, latents_per_class, class_bits, max_latents, codes, lengths, reach, escape, out, offsets):
+def _pack_kernel(classes, symbols, kinds, bounds, latents_per_class, class_bits, max_latents, codes, lengths, reach, escape, out, offsets):
     for r in range(bounds.shape[0] - 1):
         pos, acc, held = offsets[r], 0, 0
         for b in range(bounds[r], bounds[r + 1]):
             c = classes[b]
             pos, acc, held = put_bits(out, pos, acc, held, c, class_bits)
+            base = (kinds[b] * latents_per_class.shape[0] + c) * max_latents
             for j in range(latents_per_class[c]):
-                t = c * max_latents + j
+                t = base + j
                 value = symbols[b, j]
                 if -reach[t] <= value <= reach[t]:
                     slot = value + reach[t]
@@ -112,12 +151,14 @@ def _pack_kernel(classes, symbols, bounds, latents_per_class, class_bits, max_la
         flush_bits(out, pos, acc, held)
 
 
-def pack_slices(classes: np.ndarray, symbols: np.ndarray, bounds: np.ndarray, tables: SliceTables) -> list[bytes]:
-    """Code the runs ``bounds[r] .. bounds[r + 1]`` of the given blocks, one slice each."""
+def pack_slices(classes: np.ndarray, symbols: np.ndarray, kinds: np.ndarray, bounds: np.ndarray, tables: TableSet) -> list[bytes]:
+    """Code the runs ``bounds[r] .. bounds[r + 1]`` of the given blocks, one slice each;
+    ``kinds[b]`` is block b's plane kind (index into ``tables.kinds``)."""
     classes = np.ascontiguousarray(classes, dtype=np.int64)
     symbols = np.ascontiguousarray(symbols, dtype=np.int64)
+    kinds = np.ascontiguousarray(kinds, dtype=np.int64)
     bounds = np.ascontiguousarray(bounds, dtype=np.int64)
-    costs = block_costs(classes, symbols, tables)
+    costs = block_costs(classes, symbols, kinds, tables)
     if bounds.ndim != 1 or bounds.size < 2 or bounds[0] < 0 or bounds[-1] > classes.shape[0] or np.any(np.diff(bounds) <= 0):
         raise ValueError("slice bounds must increase strictly within the blocks")
     cumulative = np.concatenate([[0], np.cumsum(costs)])
@@ -126,7 +167,7 @@ def pack_slices(classes: np.ndarray, symbols: np.ndarray, bounds: np.ndarray, ta
     out = np.zeros(int(offsets[-1]), dtype=np.uint8)
     arrays = tables.arrays
     _pack_kernel(
-        classes, symbols, bounds, arrays.latents_per_class, tables.layout.class_bits, tables.layout.max_latents,
+        classes, symbols, kinds, bounds, arrays.latents_per_class, tables.layout.class_bits, tables.layout.max_latents,
         arrays.codes, arrays.lengths, arrays.reach, arrays.escape, out, offsets,
     )
     data = out.tobytes()
@@ -134,7 +175,7 @@ def pack_slices(classes: np.ndarray, symbols: np.ndarray, bounds: np.ndarray, ta
 
 
 @numba.njit(cache=True)
-def _unpack_kernel(data, nbits, latents_per_class, class_bits, max_latents, counts, first, ordered, reach, escape, classes, symbols):
+def _unpack_kernel(data, nbits, kinds, latents_per_class, class_bits, max_latents, counts, first, ordered, reach, escape, classes, symbols):
     pos = 0
     b = 0
     while pos < nbits:
@@ -147,8 +188,9 @@ def _unpack_kernel(data, nbits, latents_per_class, class_bits, max_latents, coun
         if c >= latents_per_class.shape[0]:
             return UNPACK_BAD_CLASS, b, pos
         classes[b] = c
+        base = (kinds[b] * latents_per_class.shape[0] + c) * max_latents
         for j in range(latents_per_class[c]):
-            t = c * max_latents + j
+            t = base + j
             slot, pos, status = decode_symbol(data, pos, nbits, counts[t], first[t], ordered[t])
             if status != STATUS_OK:
                 return status, b, pos
@@ -180,22 +222,32 @@ def _min_block_bits(layout: BlockLayout) -> int:
     return layout.class_bits + min(layout.latents_per_class)
 
 
-def unpack_slice(payload: bytes, max_blocks: int, tables: SliceTables) -> tuple[np.ndarray, np.ndarray]:
-    """Decode one slice: (classes uint8 (n,), symbols int32 (n, max_latents)), 1 <= n <= max_blocks.
+def _checked_kinds(kinds: np.ndarray, tables: TableSet) -> np.ndarray:
+    kinds = np.ascontiguousarray(kinds, dtype=np.int64)
+    if kinds.ndim != 1 or (kinds.size and not 0 <= int(kinds.min()) <= int(kinds.max()) < len(tables.kinds)):
+        raise ValueError(f"block kinds must be a 1-d array of 0..{len(tables.kinds) - 1}")
+    return kinds
 
-    Raises CorruptStreamError unless the payload is exactly whole blocks and a stop bit.
+
+def unpack_slice(payload: bytes, kinds: np.ndarray, tables: TableSet) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one slice: (classes uint8 (n,), symbols int32 (n, max_latents)), 1 <= n <= len(kinds).
+
+    ``kinds`` are the plane kinds of the blocks that may follow in sending order (from
+    the slice's first block to the end of the frame). Raises CorruptStreamError unless
+    the payload is exactly whole blocks and a stop bit.
     """
+    kinds = _checked_kinds(kinds, tables)
     nbits = slice_bit_length(payload)
     layout = tables.layout
     # Every block costs at least _min_block_bits: this bounds the allocation by the input.
-    capacity = min(max_blocks, nbits // _min_block_bits(layout))
+    capacity = min(len(kinds), nbits // _min_block_bits(layout))
     if capacity < 1:
-        raise CorruptStreamError(f"slice of {nbits} bits holds no block (or none remain in the plane)")
+        raise CorruptStreamError(f"slice of {nbits} bits holds no block (or none remain in the frame)")
     classes = np.zeros(capacity, dtype=np.uint8)
     symbols = np.zeros((capacity, layout.max_latents), dtype=np.int32)
     arrays = tables.arrays
     status, count, pos = _unpack_kernel(
-        np.frombuffer(payload, dtype=np.uint8), nbits, arrays.latents_per_class, layout.class_bits,
+        np.frombuffer(payload, dtype=np.uint8), nbits, kinds[:capacity], arrays.latents_per_class, layout.class_bits,
         layout.max_latents, arrays.counts, arrays.first, arrays.ordered, arrays.reach, arrays.escape, classes, symbols,
     )
     if status != STATUS_OK:
@@ -203,14 +255,14 @@ def unpack_slice(payload: bytes, max_blocks: int, tables: SliceTables) -> tuple[
     return classes[:count], symbols[:count]
 
 
-def pack_slice_reference(classes: np.ndarray, symbols: np.ndarray, tables: SliceTables) -> bytes:
+def pack_slice_reference(classes: np.ndarray, symbols: np.ndarray, kinds: np.ndarray, tables: TableSet) -> bytes:
     """Plain-Python slice writer, for tests of :func:`pack_slices`."""
     bits: list[str] = []
     for b, c in enumerate(classes):
         c = int(c)
         bits.append(format(c, f"0{tables.layout.class_bits}b"))
         for j in range(tables.layout.latents_per_class[c]):
-            table = tables.tables[c][j]
+            table = tables.kinds[int(kinds[b])].tables[c][j]
             codes = table.canonical_codes()
             value, reach = int(symbols[b, j]), -table.min_symbol
             slot = value + reach if abs(value) <= reach else len(table.lengths) - 1
@@ -227,12 +279,13 @@ def _code_lookup(table) -> dict[tuple[int, int], int]:
     return {(int(table.lengths[s]), int(codes[s])): int(s) for s in np.flatnonzero(table.lengths)}
 
 
-def unpack_slice_reference(payload: bytes, max_blocks: int, tables: SliceTables) -> tuple[np.ndarray, np.ndarray]:
+def unpack_slice_reference(payload: bytes, kinds: np.ndarray, tables: TableSet) -> tuple[np.ndarray, np.ndarray]:
     """Plain-Python slice reader, for tests of :func:`unpack_slice`."""
+    kinds = _checked_kinds(kinds, tables)
     nbits = slice_bit_length(payload)
     bits = "".join(format(byte, "08b") for byte in payload)[:nbits]
     layout = tables.layout
-    lookups = [[_code_lookup(table) for table in row] for row in tables.tables]
+    lookups = [[[_code_lookup(table) for table in row] for row in kind.tables] for kind in tables.kinds]
     pos = 0
 
     def take(n: int) -> int:
@@ -245,14 +298,15 @@ def unpack_slice_reference(payload: bytes, max_blocks: int, tables: SliceTables)
 
     classes, rows = [], []
     while pos < nbits:
-        if len(classes) >= max_blocks:
+        if len(classes) >= len(kinds):
             raise CorruptStreamError(_UNPACK_MESSAGES[UNPACK_TOO_MANY_BLOCKS])
+        kind = int(kinds[len(classes)])
         c = take(layout.class_bits)
         if c >= len(layout.latents_per_class):
             raise CorruptStreamError(_UNPACK_MESSAGES[UNPACK_BAD_CLASS])
         row = [0] * layout.max_latents
         for j in range(layout.latents_per_class[c]):
-            table, lookup = tables.tables[c][j], lookups[c][j]
+            table, lookup = tables.kinds[kind].tables[c][j], lookups[kind][c][j]
             code = 0
             for length in range(1, MAX_CODE_LENGTH + 1):
                 code = (code << 1) | take(1)

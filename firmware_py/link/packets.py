@@ -1,19 +1,22 @@
 """Quick-preview packets: a compressed frame cut into radio-frame-sized pieces that
 each decode on their own.
 
-A packet is a fixed 11-byte header, an optional 13-byte frame descriptor, a slice
+A packet is a fixed 12-byte header, an optional 13-byte frame descriptor, a slice
 payload (a run of blocks coded by ``firmware_py.codec.slices`` with the static tables
 of ``firmware_py.codec.packet_tables``) and a CRC-32C of everything before it.
 docs/FORMAT.md ("Packets") specifies it byte by byte and gives the figures behind
 the choices; in short:
 
 - every packet restarts the bit stream, so a lost packet costs only its own blocks,
-  and the sending order interleaves blocks so those are scattered, not a stripe;
+  and the sending order interleaves blocks (and planes) so those are scattered, not a
+  stripe; a packet's run may continue from one plane into the next, so only the
+  frame's last packet is partly filled;
 - the frame descriptor (size, colour, profile, quality, model fingerprint, packet
   count) rides in the first packets, every DESCRIPTOR_INTERVAL-th packet and the
   last one, so that no single lost packet (nor any likely run of them) loses the frame;
 - Huffman tables are static (trained offline), so no packet carries any;
-- the payload is whitened (CCSDS randomizer) so that KISS escapes stay rare.
+- descriptor and payload are whitened (CCSDS randomizer) so that KISS escapes stay
+  rare, with the one of four randomizer phases that costs the fewest framed bytes.
 
 This module is the format's only writer and parser, plus the frame-level encoder
 with rate control on the bytes that go on the wire.
@@ -35,13 +38,9 @@ from ..codec.profiles import Profile, get_profile, profile_by_id
 from . import framing as framing_module
 from .crc32c import crc32c
 
-MAGIC = 0x51  # "Q"
-VERSION = 1
-FLAG_DESCRIPTOR = 0x1  # a frame descriptor follows the header
-FLAG_FINAL = 0x2  # the last packet of its frame
-_KNOWN_FLAGS = FLAG_DESCRIPTOR | FLAG_FINAL
-
-_HEADER = struct.Struct("<BBIH3s")  # magic, version << 4 | flags, source, frame id, coverage
+MAGIC = 0x5  # high nibble of byte 0; version 1 packets began with 0x51 ("Q")
+VERSION = 2
+_HEADER = struct.Struct("<BIHH3s")  # magic << 4 | version, source, frame id, packet index, coverage
 _DESCRIPTOR = struct.Struct("<HHBBBH4s")  # width, height, colour, profile, quality code, packets, fingerprint
 _CRC = struct.Struct("<I")
 HEADER_SIZE = _HEADER.size
@@ -60,9 +59,13 @@ MAX_PACKETS_PER_FRAME = 0xFFFF
 # its descriptor with probability 0.19^8 = 2e-6, for 1.6% of its bytes.
 DESCRIPTOR_LEAD = 4
 DESCRIPTOR_INTERVAL = 8
-# Coverage: plane (2 bits) and first block in sending order (22 bits) in 24 bits.
-START_BITS = 22
-MAX_PLANES = 3
+# Coverage (24 bits): the first block in the frame's sending order (START_BITS), the
+# DESCRIPTOR flag, and the whitening variant (WHITENING_BITS).
+START_BITS = 21
+MAX_FRAME_BLOCKS = 1 << START_BITS
+FLAG_DESCRIPTOR = 1 << START_BITS  # a frame descriptor follows the header
+WHITENING_SHIFT = START_BITS + 1
+WHITENING_BITS = 2
 # Packet mode codes with the profiles that have packet statistics; this one by default.
 PACKET_PROFILE = "seed"
 
@@ -89,13 +92,19 @@ def _ccsds_randomizer() -> np.ndarray:
 # The slice payload is XORed with the randomizer, repeated: Huffman-coded blocks at coarse
 # quantization repeat short bit patterns (a G2 block of zero levels is "1 00000000"),
 # and some of them are the KISS FEND/FESC bytes, which would cost two wire bytes each.
-WHITENING = np.resize(_ccsds_randomizer(), MAX_PACKET_SIZE)
+# Variant v starts the randomizer at its byte WHITENING_PHASE * v; the sender picks the
+# variant whose packet frames shortest (random bytes hold ~2 FEND/FESC per 256: the best
+# of four phases halves the escapes of a packet).
+WHITENING_PHASE = 64
+WHITENING = np.stack(
+    [np.resize(np.roll(_ccsds_randomizer(), -WHITENING_PHASE * v), MAX_PACKET_SIZE) for v in range(1 << WHITENING_BITS)]
+)
 
 
-def whiten(payload: bytes) -> bytes:
-    """XOR with the randomizer sequence; its own inverse."""
+def whiten(payload: bytes, variant: int = 0) -> bytes:
+    """XOR with randomizer variant ``variant``; its own inverse."""
     data = np.frombuffer(payload, dtype=np.uint8)
-    return (data ^ WHITENING[: len(data)]).tobytes()
+    return (data ^ WHITENING[variant, : len(data)]).tobytes()
 
 
 class CorruptPacketError(CorruptStreamError):
@@ -137,9 +146,13 @@ class FrameDescriptor:
     def plane_shapes(self) -> list[tuple[int, int]]:
         return self.colour.plane_shapes(self.height, self.width)
 
+    def block_grids(self) -> tuple[tuple[int, int], ...]:
+        """(rows, cols) of each plane's block grid."""
+        return tuple(block_grid(h, w) for h, w in self.plane_shapes())
+
     def plane_blocks(self) -> list[int]:
         """Number of blocks of each plane."""
-        return [rows * cols for rows, cols in (block_grid(h, w) for h, w in self.plane_shapes())]
+        return [rows * cols for rows, cols in self.block_grids()]
 
     @property
     def quality(self) -> float:
@@ -148,15 +161,18 @@ class FrameDescriptor:
 
 @dataclass(frozen=True)
 class PacketHeader:
-    """A packet's header; ``start_block`` counts blocks of ``plane`` in sending order."""
+    """A packet's header; ``start_block`` counts blocks in the frame's sending order."""
 
     source: str
     frame_id: int
-    plane: int
+    index: int  # 0 .. packet count - 1, in sending order
     start_block: int
     descriptor: FrameDescriptor | None = None
-    final: bool = False
-    version: int = VERSION
+
+    @property
+    def final(self) -> bool:
+        """Whether this is known to be the frame's last packet (the last one carries the descriptor)."""
+        return self.descriptor is not None and self.index == self.descriptor.packet_count - 1
 
 
 @dataclass(frozen=True)
@@ -165,61 +181,61 @@ class Packet:
     payload: bytes  # one slice, ending with its stop bit
 
 
-def build_packet(header: PacketHeader, payload: bytes) -> bytes:
-    """Serialize a packet (the CRC-32C is computed here)."""
+def build_packet(header: PacketHeader, payload: bytes, framing: str = "kiss") -> bytes:
+    """Serialize a packet (the CRC-32C is computed here), with the whitening variant
+    whose packet takes the fewest bytes once framed with ``framing``."""
     if not 0 <= header.frame_id < FRAME_ID_LIMIT:
         raise ValueError(f"frame id {header.frame_id} is outside 0..{FRAME_ID_LIMIT - 1} (count modulo {FRAME_ID_LIMIT})")
-    if not (0 <= header.plane < MAX_PLANES and 0 <= header.start_block < 1 << START_BITS):
-        raise ValueError(f"plane {header.plane} / start block {header.start_block} out of range")
-    flags = (FLAG_DESCRIPTOR if header.descriptor else 0) | (FLAG_FINAL if header.final else 0)
-    coverage = (header.plane << START_BITS | header.start_block).to_bytes(3, "little")
-    parts = [_HEADER.pack(MAGIC, header.version << 4 | flags, encode_source(header.source), header.frame_id, coverage)]
+    if not 0 <= header.index < MAX_PACKETS_PER_FRAME:
+        raise ValueError(f"packet index {header.index} is outside 0..{MAX_PACKETS_PER_FRAME - 1}")
+    if not 0 <= header.start_block < MAX_FRAME_BLOCKS:
+        raise ValueError(f"start block {header.start_block} is outside 0..{MAX_FRAME_BLOCKS - 1}")
+    descriptor = b""
     if header.descriptor:
         d = header.descriptor
-        parts.append(
-            _DESCRIPTOR.pack(d.width, d.height, int(d.colour), d.profile_id, d.quality_code, d.packet_count, d.fingerprint)
-        )
-    body = b"".join(parts) + whiten(payload)
-    return body + _CRC.pack(crc32c(body))
+        descriptor = _DESCRIPTOR.pack(d.width, d.height, int(d.colour), d.profile_id, d.quality_code, d.packet_count, d.fingerprint)
+    source = encode_source(header.source)
+    candidates = []
+    for variant in range(1 << WHITENING_BITS):
+        coverage = header.start_block | (FLAG_DESCRIPTOR if descriptor else 0) | variant << WHITENING_SHIFT
+        body = _HEADER.pack(MAGIC << 4 | VERSION, source, header.frame_id, header.index, coverage.to_bytes(3, "little"))
+        body += whiten(descriptor + payload, variant)
+        candidates.append(body + _CRC.pack(crc32c(body)))
+    return min(candidates, key=lambda packet: len(framing_module.frame(packet, framing)))
 
 
 def parse_packet(data: bytes) -> Packet:
     """Validate and parse one packet (as the deframer delivers it).
 
     Raises CorruptPacketError for anything that is not an intact packet of this
-    format version: bad length, magic, version, CRC-32C, flags, source id, coverage
-    or descriptor. Nothing in a packet is trusted before its CRC has been checked.
+    format version: bad length, magic, version, CRC-32C, source id, packet index,
+    coverage or descriptor. Nothing in a packet is trusted before its CRC has been checked.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError("parse_packet takes bytes")
     data = bytes(data)
     if not HEADER_SIZE + 1 + CRC_SIZE <= len(data) <= MAX_PACKET_SIZE:
         raise CorruptPacketError(f"packet of {len(data)} bytes is outside {HEADER_SIZE + 1 + CRC_SIZE}..{MAX_PACKET_SIZE}")
-    if data[0] != MAGIC:
-        raise CorruptPacketError("not a qpv packet (bad magic byte)")
-    if data[1] >> 4 != VERSION:
-        raise CorruptPacketError(f"unsupported packet version {data[1] >> 4} (this decoder reads {VERSION})")
+    if data[0] >> 4 != MAGIC:
+        raise CorruptPacketError("not a qpv packet (bad magic nibble)")
+    if data[0] & 0x0F != VERSION:
+        raise CorruptPacketError(f"unsupported packet version {data[0] & 0x0F} (this decoder reads {VERSION})")
     (stored,) = _CRC.unpack_from(data, len(data) - CRC_SIZE)
     if crc32c(data[:-CRC_SIZE]) != stored:
         raise CorruptPacketError("CRC-32C mismatch: the packet is damaged")
-    _, version_flags, source, frame_id, coverage = _HEADER.unpack_from(data)
-    flags = version_flags & 0x0F
-    if flags & ~_KNOWN_FLAGS:
-        raise CorruptPacketError(f"unknown packet flags 0x{flags:x}")
+    _, source, frame_id, index, coverage = _HEADER.unpack_from(data)
+    if index >= MAX_PACKETS_PER_FRAME:
+        raise CorruptPacketError(f"packet index {index} is outside 0..{MAX_PACKETS_PER_FRAME - 1}")
     coverage_value = int.from_bytes(coverage, "little")
-    plane, start = coverage_value >> START_BITS, coverage_value & ((1 << START_BITS) - 1)
-    if plane >= MAX_PLANES:
-        raise CorruptPacketError(f"plane {plane} does not exist")
-    offset, descriptor = HEADER_SIZE, None
-    if flags & FLAG_DESCRIPTOR:
-        descriptor = _parse_descriptor(data, offset)
-        offset += DESCRIPTOR_SIZE
-        check_coverage(descriptor, plane, start)
-    payload = whiten(data[offset:-CRC_SIZE])
+    start, variant = coverage_value & (MAX_FRAME_BLOCKS - 1), coverage_value >> WHITENING_SHIFT
+    rest, descriptor = whiten(data[HEADER_SIZE:-CRC_SIZE], variant), None
+    if coverage_value & FLAG_DESCRIPTOR:
+        descriptor = _parse_descriptor(rest)
+        check_placement(descriptor, index, start)
+    payload = rest[DESCRIPTOR_SIZE:] if descriptor else rest
     if not payload or payload[-1] == 0:
         raise CorruptPacketError("packet payload is empty or lacks its stop bit")
-    header = PacketHeader(decode_source(source), frame_id, plane, start, descriptor, bool(flags & FLAG_FINAL), VERSION)
-    return Packet(header, payload)
+    return Packet(PacketHeader(decode_source(source), frame_id, index, start, descriptor), payload)
 
 
 def peek_frame_key(data: bytes) -> tuple[str, int] | None:
@@ -228,33 +244,38 @@ def peek_frame_key(data: bytes) -> tuple[str, int] | None:
     Only for attributing a damaged packet to a frame in statistics: never trust it
     for anything else. None if the header is not even legible.
     """
-    if len(data) < HEADER_SIZE or data[0] != MAGIC:
+    if len(data) < HEADER_SIZE or data[0] != MAGIC << 4 | VERSION:
         return None
-    _, _, source, frame_id, _ = _HEADER.unpack_from(data)
+    _, source, frame_id, _, _ = _HEADER.unpack_from(data)
     try:
         return decode_source(source), frame_id
     except CorruptPacketError:
         return None
 
 
-def _parse_descriptor(data: bytes, offset: int) -> FrameDescriptor:
-    if offset + DESCRIPTOR_SIZE + 1 + CRC_SIZE > len(data):
+def _parse_descriptor(rest: bytes) -> FrameDescriptor:
+    """The descriptor at the start of a packet's unwhitened bytes after the header."""
+    if DESCRIPTOR_SIZE + 1 > len(rest):
         raise CorruptPacketError("packet ends inside its frame descriptor")
-    width, height, colour, profile_id, quality_code, count, fingerprint = _DESCRIPTOR.unpack_from(data, offset)
+    width, height, colour, profile_id, quality_code, count, fingerprint = _DESCRIPTOR.unpack_from(rest)
     if colour not in ColourMode._value2member_map_:
         raise CorruptPacketError(f"unknown colour mode {colour}")
     if width == 0 or height == 0 or width * height > MAX_PIXELS:
         raise CorruptPacketError(f"frame size {width}x{height} is empty or above {MAX_PIXELS} pixels")
-    if count == 0:
-        raise CorruptPacketError("frame descriptor claims zero packets")
-    return FrameDescriptor(width, height, ColourMode(colour), profile_id, quality_code, count, bytes(fingerprint))
+    if not 1 <= count <= MAX_PACKETS_PER_FRAME:
+        raise CorruptPacketError(f"frame descriptor claims {count} packets, outside 1..{MAX_PACKETS_PER_FRAME}")
+    descriptor = FrameDescriptor(width, height, ColourMode(colour), profile_id, quality_code, count, bytes(fingerprint))
+    if sum(descriptor.plane_blocks()) > MAX_FRAME_BLOCKS:
+        raise CorruptPacketError(f"frame of {width}x{height} has more than {MAX_FRAME_BLOCKS} blocks")
+    return descriptor
 
 
-def check_coverage(descriptor: FrameDescriptor, plane: int, start: int) -> None:
-    """A packet's plane and first block must exist in its frame."""
-    blocks = descriptor.plane_blocks()
-    if plane >= len(blocks) or start >= blocks[plane]:
-        raise CorruptPacketError(f"packet covers plane {plane} block {start}, outside the frame")
+def check_placement(descriptor: FrameDescriptor, index: int, start: int) -> None:
+    """A packet's index and first block must exist in its frame."""
+    if index >= descriptor.packet_count:
+        raise CorruptPacketError(f"packet index {index} is beyond the frame's {descriptor.packet_count} packets")
+    if start >= sum(descriptor.plane_blocks()):
+        raise CorruptPacketError(f"packet starts at block {start}, outside the frame")
 
 
 # --- encoding a frame -------------------------------------------------------------
@@ -262,9 +283,8 @@ def check_coverage(descriptor: FrameDescriptor, plane: int, start: int) -> None:
 
 @dataclass(frozen=True)
 class Run:
-    """The blocks ``start .. end`` (sending order) of one plane that one packet carries."""
+    """The blocks ``start .. end`` (frame sending order) that one packet carries."""
 
-    plane: int
     start: int
     end: int
     descriptor: bool
@@ -281,83 +301,82 @@ def carries_descriptor(index: int) -> bool:
     return index < DESCRIPTOR_LEAD or index % DESCRIPTOR_INTERVAL == 0
 
 
-def partition(plane_costs: list[np.ndarray], packet_size: int) -> list[Run]:
-    """Cut each plane's blocks (costs in bits, sending order) greedily into packets.
+def partition(costs: np.ndarray, packet_size: int) -> list[Run]:
+    """Cut the frame's blocks (costs in bits, sending order) greedily into packets.
 
-    Packets go plane after plane. Packet k carries the descriptor if
-    :func:`carries_descriptor` says so, and the final packet always does. Raises
-    RateControlError if one block alone is too big for a packet.
+    Packet k carries the descriptor if :func:`carries_descriptor` says so, and the
+    final packet always does. Raises RateControlError if one block alone is too big
+    for a packet.
     """
     plain = payload_capacity_bits(packet_size, False)
     with_descriptor = payload_capacity_bits(packet_size, True)
-    largest = max(int(c.max()) for c in plane_costs)
+    largest = int(costs.max())
     if largest > with_descriptor:
         raise RateControlError(f"a block needs {largest} bits, more than a {packet_size}-byte packet holds")
+    cumulative = np.concatenate([[0], np.cumsum(costs)])
     runs: list[Run] = []
-    for plane, costs in enumerate(plane_costs):
-        last_plane = plane == len(plane_costs) - 1
-        cumulative = np.concatenate([[0], np.cumsum(costs)])
-        start, n = 0, len(costs)
-        while start < n:
-            descriptor = carries_descriptor(len(runs))
-            if last_plane and cumulative[n] - cumulative[start] <= with_descriptor:
-                runs.append(Run(plane, start, n, True))
-                break
-            capacity = with_descriptor if descriptor else plain
-            end = int(np.searchsorted(cumulative, cumulative[start] + capacity, side="right")) - 1
-            if last_plane and end == n:
-                end = n - 1  # leave a block for the final packet, which carries the descriptor
-            runs.append(Run(plane, start, end, descriptor))
-            start = end
+    start, n = 0, len(costs)
+    while start < n:
+        if cumulative[n] - cumulative[start] <= with_descriptor:
+            runs.append(Run(start, n, True))
+            break
+        descriptor = carries_descriptor(len(runs))
+        capacity = with_descriptor if descriptor else plain
+        end = int(np.searchsorted(cumulative, cumulative[start] + capacity, side="right")) - 1
+        if end == n:
+            end = n - 1  # leave a block for the final packet, which carries the descriptor
+        runs.append(Run(start, end, descriptor))
+        start = end
     return runs
 
 
 class FrameCoder:
     """One analysed frame, coded into packets at any quality code."""
 
-    def __init__(self, analysis: encoder.FrameAnalysis, source: str, frame_id: int, packet_size: int) -> None:
+    def __init__(self, analysis: encoder.FrameAnalysis, source: str, frame_id: int, packet_size: int, framing: str) -> None:
         self.analysis = analysis
         self.profile = analysis.profile
         self.source = source
         self.frame_id = frame_id
         self.packet_size = packet_size
+        self.framing = framing
         self.fingerprint = packet_tables.packet_fingerprint(self.profile)
         self.layout = packet_tables.layout_of(self.profile)
-        self.shapes = analysis.colour.plane_shapes(analysis.height, analysis.width)
+        grids = tuple(block_grid(h, w) for h, w in analysis.colour.plane_shapes(analysis.height, analysis.width))
+        planes, blocks = slices.frame_order(grids)
+        if planes.size > MAX_FRAME_BLOCKS:
+            raise ValueError(f"frame has {planes.size} blocks, more than packet mode's {MAX_FRAME_BLOCKS}")
+        offsets = np.concatenate([[0], np.cumsum([rows * cols for rows, cols in grids])])
+        self.sequence = offsets[planes] + blocks  # index into the planes' blocks, concatenated
+        self.kinds = plane_kinds_in_order(grids)
 
-    def plane_symbols(self, plane: int, steps: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-        """(classes, symbols) of a plane's blocks in sending order."""
-        analysed = self.analysis.planes[plane]
-        order = slices.transmission_order(*block_grid(*self.shapes[plane]))
-        symbols = levels.quantize_blocks(analysed.classes, analysed.latents, steps, self.layout.max_latents)
-        return analysed.classes[order], symbols[order]
+    def frame_symbols(self, steps: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(classes, symbols) of the frame's blocks in sending order."""
+        planes = self.analysis.planes
+        classes = np.concatenate([plane.classes for plane in planes])
+        symbols = np.concatenate(
+            [levels.quantize_blocks(plane.classes, plane.latents, steps, self.layout.max_latents) for plane in planes]
+        )
+        return classes[self.sequence], symbols[self.sequence]
 
     def packets(self, quality_code: int) -> list[bytes]:
         """All packets of the frame at one quality code, in sending order."""
-        coded = []
-        for plane in range(len(self.shapes)):
-            tables = packet_tables.slice_tables(self.profile.name, quality_code, packet_tables.plane_kind(plane))
-            classes, symbols = self.plane_symbols(plane, tables.steps)
-            coded.append((classes, symbols, tables, slices.block_costs(classes, symbols, tables)))
-        runs = partition([costs for *_, costs in coded], self.packet_size)
+        tables = packet_tables.table_set(self.profile.name, quality_code)
+        classes, symbols = self.frame_symbols(tables.steps)
+        runs = partition(slices.block_costs(classes, symbols, self.kinds, tables), self.packet_size)
         if len(runs) > MAX_PACKETS_PER_FRAME:
             raise RateControlError(f"frame needs {len(runs)} packets, more than {MAX_PACKETS_PER_FRAME}")
         descriptor = FrameDescriptor(
             self.analysis.width, self.analysis.height, self.analysis.colour, self.profile.profile_id,
             quality_code, len(runs), self.fingerprint,
         )
-        payloads = []
-        for plane, (classes, symbols, tables, _) in enumerate(coded):
-            plane_runs = [r for r in runs if r.plane == plane]
-            bounds = np.array([r.start for r in plane_runs] + [plane_runs[-1].end])
-            payloads += slices.pack_slices(classes, symbols, bounds, tables)
+        bounds = np.array([run.start for run in runs] + [runs[-1].end])
+        payloads = slices.pack_slices(classes, symbols, self.kinds, bounds, tables)
         return [
             build_packet(
-                PacketHeader(
-                    self.source, self.frame_id, run.plane, run.start,
-                    descriptor if run.descriptor else None, index == len(runs) - 1,
-                ),
+                PacketHeader(self.source, self.frame_id, index, run.start, descriptor if run.descriptor else None),
                 payload,
+                self.framing,
             )
             for index, (run, payload) in enumerate(zip(runs, payloads))
         ]
@@ -427,7 +446,7 @@ def encode_frame_packets(
     if max_wire_bytes is not None and max_wire_bytes <= 0:
         raise ValueError(f"max_wire_bytes must be positive, got {max_wire_bytes}")
     chosen = get_profile(profile or PACKET_PROFILE)
-    coder = FrameCoder(encoder.analyse_frame(image, chosen), source.upper(), frame_id, packet_size)
+    coder = FrameCoder(encoder.analyse_frame(image, chosen), source.upper(), frame_id, packet_size, framing)
     if max_wire_bytes is not None:
         return fit_wire_budget(coder, max_wire_bytes, framing)
     return coder.packets(packet_tables.code_of_quality(1.0 if quality is None else quality))
@@ -440,8 +459,8 @@ def encode_frame_packets(
 class DecodedSlice:
     """The blocks one packet carries: where they go and their decoded levels."""
 
-    plane: int
-    blocks: np.ndarray  # raster block indices in the plane
+    planes: np.ndarray  # plane of each block
+    blocks: np.ndarray  # raster block index of each block in its plane
     classes: np.ndarray
     symbols: np.ndarray
 
@@ -460,20 +479,31 @@ def packet_profile(profile_id: int, fingerprint: bytes) -> Profile:
     return profile
 
 
+@functools.lru_cache(maxsize=16)
+def plane_kinds_in_order(grids: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """Plane kind (index into packet_tables.PLANE_KINDS) of every block in sending order."""
+    planes, _ = slices.frame_order(grids)
+    kinds = np.array([packet_tables.kind_index(p) for p in range(len(grids))])[planes]
+    kinds.setflags(write=False)
+    return kinds
+
+
 def decode_slice(packet: Packet, descriptor: FrameDescriptor) -> DecodedSlice:
     """Decode a packet's blocks with its frame's descriptor.
 
-    Raises CorruptPacketError if the payload is not a valid slice of that frame, and
-    ModelError if the frame needs models this station does not have.
+    Raises CorruptPacketError if the packet does not fit that frame or its payload is
+    not a valid slice of it, and ModelError if the frame needs models this station
+    does not have.
     """
     header = packet.header
-    check_coverage(descriptor, header.plane, header.start_block)
+    check_placement(descriptor, header.index, header.start_block)
     profile = packet_profile(descriptor.profile_id, descriptor.fingerprint)
-    rows, cols = block_grid(*descriptor.plane_shapes()[header.plane])
-    tables = packet_tables.slice_tables(profile.name, descriptor.quality_code, packet_tables.plane_kind(header.plane))
+    grids = descriptor.block_grids()
+    tables = packet_tables.table_set(profile.name, descriptor.quality_code)
     try:
-        classes, symbols = slices.unpack_slice(packet.payload, rows * cols - header.start_block, tables)
+        classes, symbols = slices.unpack_slice(packet.payload, plane_kinds_in_order(grids)[header.start_block :], tables)
     except CorruptStreamError as exc:
         raise CorruptPacketError(str(exc)) from None
-    order = slices.transmission_order(rows, cols)
-    return DecodedSlice(header.plane, order[header.start_block : header.start_block + len(classes)], classes, symbols)
+    planes, blocks = slices.frame_order(grids)
+    placed = slice(header.start_block, header.start_block + len(classes))
+    return DecodedSlice(planes[placed], blocks[placed], classes, symbols)
