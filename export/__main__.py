@@ -145,7 +145,7 @@ def tool_versions() -> dict:
 def export_all(out: Path, calibration: Calibration, command: str, log) -> dict:
     """Export every model of the manifest in ``out`` and rewrite the manifest."""
     os.environ[models.MODELS_DIR_ENV] = str(out.resolve())
-    models.load_manifest.cache_clear()
+    models.clear_caches()
     manifest = models.load_manifest(out)
     for name, entry in manifest["models"].items():
         if entry.get("kind") not in EXPORTABLE_KINDS:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from firmware_py.codec import models, packet_tables, restoration
+from firmware_py.codec import models
 
 
 def read_manifest(directory: Path) -> dict:
@@ -29,10 +29,7 @@ def write_manifest(directory: Path, manifest: dict) -> None:
     with open(directory / models.MANIFEST_NAME, "w", encoding="utf-8") as handle:
         json.dump(manifest, handle, indent=2)
         handle.write("\n")
-    models.load_manifest.cache_clear()
-    models.load_autoencoder.cache_clear()
-    restoration.load_restoration.cache_clear()
-    packet_tables.load_statistics.cache_clear()
+    models.clear_caches()
 
 
 def update_manifest(directory: Path, change: Callable[[dict], None]) -> dict:

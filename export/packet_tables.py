@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     log = lambda message: print(message, file=sys.stderr)  # noqa: E731
     # Fit with the models in --out, the ones the manifest entry will vouch for.
     os.environ[models.MODELS_DIR_ENV] = str(args.out.resolve())
-    models.load_manifest.cache_clear()
+    models.clear_caches()
     for profile_name in args.profile or ["seed"]:
         entry = fit_profile(args.out, profile_name, log)
         update_manifest(args.out, functools.partial(_record_statistics, profile=profile_name, entry=entry))

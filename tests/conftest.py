@@ -75,8 +75,7 @@ def colour_stream(kodim23) -> bytes:
 
 
 def clear_model_caches() -> None:
-    models.load_manifest.cache_clear()
-    models.load_autoencoder.cache_clear()
+    models.clear_caches()
 
 
 @pytest.fixture

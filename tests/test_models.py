@@ -107,7 +107,7 @@ def test_missing_manifest_artifact_and_profile(models_copy):
     with pytest.raises(ModelError, match="unknown profile 'fast'"):
         get_profile("fast")
     (models_copy / models.MANIFEST_NAME).unlink()
-    models.load_manifest.cache_clear()
+    models.clear_caches()
     with pytest.raises(ModelError, match="manifest not found"):
         get_profile("seed")
 

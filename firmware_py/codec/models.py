@@ -24,6 +24,30 @@ MODELS_DIR_ENV = "QPV_MODELS_DIR"
 MANIFEST_NAME = "manifest.json"
 
 
+_ARTIFACT_CACHES: list = []
+
+
+def artifact_cache(maxsize: int):
+    """``functools.lru_cache`` for anything derived from the models directory.
+
+    Every such cache is registered, so that :func:`clear_caches` makes the runtime forget
+    all of them at once when the manifest or an artifact changes (retraining, tests).
+    """
+
+    def register(function):
+        cached = functools.lru_cache(maxsize=maxsize)(function)
+        _ARTIFACT_CACHES.append(cached)
+        return cached
+
+    return register
+
+
+def clear_caches() -> None:
+    """Forget every manifest, model and table loaded so far."""
+    for cache in _ARTIFACT_CACHES:
+        cache.cache_clear()
+
+
 def models_dir() -> Path:
     """Directory of the model artifacts: ``$QPV_MODELS_DIR`` or the repository's ``models/``."""
     override = os.environ.get(MODELS_DIR_ENV)
@@ -65,7 +89,7 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-@functools.lru_cache(maxsize=4)
+@artifact_cache(maxsize=4)
 def load_manifest(directory: Path | None = None) -> dict:
     path = (directory or models_dir()) / MANIFEST_NAME
     try:
@@ -132,7 +156,7 @@ def export_artifact(name: str, kind: str, directory: Path | None = None) -> Path
     return path
 
 
-@functools.lru_cache(maxsize=32)
+@artifact_cache(maxsize=32)
 def load_autoencoder(name: str, directory: Path | None = None) -> LinearAutoencoder:
     """Load a block autoencoder by manifest name, refusing any hash or shape mismatch."""
     directory = directory or models_dir()

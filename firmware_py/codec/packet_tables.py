@@ -97,11 +97,7 @@ class LatentStatistics:
         return self.origin + (np.arange(bins) + 0.5) * self.bin_width
 
 
-def layout_of(profile: Profile) -> BlockLayout:
-    return profile.layout
-
-
-@functools.lru_cache(maxsize=8)
+@models.artifact_cache(maxsize=8)
 def load_statistics(profile_name: str) -> LatentStatistics:
     """A profile's packet statistics, refused unless they match its hash and its models."""
     profile = get_profile(profile_name)
@@ -119,7 +115,7 @@ def load_statistics(profile_name: str) -> LatentStatistics:
             f"{profile.fingerprint.hex()}; run `python -m export.packet_tables`"
         )
     path, digest = models.verified_artifact(directory, entry, f"packet statistics '{name}'")
-    layout = layout_of(profile)
+    layout = profile.layout
     with np.load(path, allow_pickle=False) as arrays:
         origin, bin_width = float(arrays["origin"]), float(arrays["bin_width"])
         histograms = {
@@ -265,13 +261,13 @@ def kind_index(plane_index: int) -> int:
     return PLANE_KINDS.index(plane_kind(plane_index))
 
 
-@functools.lru_cache(maxsize=256)
+@models.artifact_cache(maxsize=256)
 def table_set(profile_name: str, quality_code: int) -> TableSet:
     """The tables of every plane kind of one profile at one quality code (cached)."""
     return TableSet(tuple(slice_tables(profile_name, quality_code, kind) for kind in PLANE_KINDS))
 
 
-@functools.lru_cache(maxsize=512)
+@models.artifact_cache(maxsize=512)
 def slice_tables(profile_name: str, quality_code: int, kind: str) -> SliceTables:
     """The tables of one profile, quality code and plane kind (cached: both ends reuse them)."""
     profile = get_profile(profile_name)
@@ -282,4 +278,4 @@ def slice_tables(profile_name: str, quality_code: int, kind: str) -> SliceTables
         tuple(table_from_histogram(centres, row, steps[c]) for row in statistics.histograms[kind][c])
         for c in range(profile.class_count)
     )
-    return SliceTables(layout_of(profile), steps, tables)
+    return SliceTables(profile.layout, steps, tables)

@@ -16,7 +16,6 @@ runs it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import numpy as np
 from . import deadzone
 from .blocking import BLOCK_PIXELS
 from .errors import ModelError
-from .models import load_manifest, models_dir, verified_artifact
+from .models import artifact_cache, load_manifest, models_dir, verified_artifact
 
 NEIGHBOUR_COEFFICIENTS = 16
 NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
@@ -68,7 +67,7 @@ def restore(levels: np.ndarray, step: float, rounding: float, rows: int, cols: i
     return dequantized + np.clip(correction, low, high)
 
 
-@functools.lru_cache(maxsize=8)
+@artifact_cache(maxsize=8)
 def load_restoration(name: str, directory: Path | None = None) -> RestorationModel:
     """Load a restoration model by manifest name, refusing any hash or shape mismatch."""
     directory = directory or models_dir()

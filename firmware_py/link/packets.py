@@ -341,7 +341,7 @@ class FrameCoder:
         self.packet_size = packet_size
         self.framing = framing
         self.fingerprint = packet_tables.packet_fingerprint(self.profile)
-        self.layout = packet_tables.layout_of(self.profile)
+        self.layout = self.profile.layout
         grids = tuple(block_grid(h, w) for h, w in analysis.colour.plane_shapes(analysis.height, analysis.width))
         planes, blocks = slices.frame_order(grids)
         if planes.size > MAX_FRAME_BLOCKS:
