@@ -12,7 +12,9 @@ is an error (exit 2), since there is nothing to wait for.
 from __future__ import annotations
 
 import argparse
+import queue
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -23,10 +25,16 @@ from firmware_py.link.transport import Backoff, Link, LinkError, file_path, open
 from .assembler import GroundDecoder
 
 POLL_SECONDS = 0.1  # granularity of waiting for a link to come back or a stop
+_ENDED = object()  # queued by the reader thread when a capture file is exhausted
 
 
 class Receiver:
-    """Feeds what a link delivers into a :class:`GroundDecoder` until stopped or the capture ends."""
+    """Feeds what a link delivers into a :class:`GroundDecoder` until stopped or the capture ends.
+
+    A reader thread drains the link while the main thread decodes: rendering a
+    12-megapixel preview takes seconds, and a UART without flow control overflows its
+    few-kilobyte kernel buffer long before that if nobody reads it.
+    """
 
     def __init__(self, url: str, decoder: GroundDecoder, *, baud: int, log: EventLog, sleep=time.sleep) -> None:
         self.url = url
@@ -44,32 +52,45 @@ class Receiver:
     def run(self) -> None:
         """Receive until SIGINT/SIGTERM (or :meth:`request_stop`), or the end of a capture file."""
         previous = {sig: signal.signal(sig, self.request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-        link: Link | None = None
         try:
             while not self.stop_requested:
+                link = self._open()
                 if link is None:
-                    link = self._open()
                     continue
                 try:
-                    data = link.read()
-                except LinkError as exc:
+                    outcome = self._receive(link)
+                finally:
                     link.close()
-                    link = None
-                    self._wait_after_failure(exc)
-                    continue
-                if data:
-                    self.decoder.feed(data)
-                    self._backoff.reset()
-                elif link.ended:
+                if isinstance(outcome, LinkError):
+                    self._wait_after_failure(outcome)
+                elif outcome is _ENDED:
                     break
-                else:
-                    self.decoder.flush()  # the link is quiet: show what has arrived
         finally:
-            if link is not None:
-                link.close()
             self.decoder.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
+
+    def _receive(self, link: Link) -> object:
+        """Decode what the reader thread queues; return _ENDED, a LinkError, or None on stop."""
+        chunks: queue.Queue = queue.Queue()
+        done = threading.Event()
+        reader = threading.Thread(target=_read_link, args=(link, chunks, done), name="qpv-link-reader", daemon=True)
+        reader.start()
+        try:
+            while not self.stop_requested:
+                try:
+                    item = chunks.get(timeout=POLL_SECONDS)
+                except queue.Empty:
+                    self.decoder.flush()  # the link is quiet: show what has arrived
+                    continue
+                if not isinstance(item, bytes):
+                    return item
+                self.decoder.feed(item)
+                self._backoff.reset()
+            return None
+        finally:
+            done.set()
+            reader.join()
 
     def _open(self) -> Link | None:
         try:
@@ -89,6 +110,20 @@ class Receiver:
         while waited < delay and not self.stop_requested:
             self._sleep(POLL_SECONDS)
             waited += POLL_SECONDS
+
+
+def _read_link(link: Link, chunks: queue.Queue, done: threading.Event) -> None:
+    """Reader thread: queue every chunk the link delivers, then _ENDED or the LinkError."""
+    try:
+        while not done.is_set():
+            data = link.read()
+            if data:
+                chunks.put(data)
+            elif link.ended:
+                chunks.put(_ENDED)
+                return
+    except LinkError as exc:
+        chunks.put(exc)
 
 
 def add_ground_parser(subparsers: argparse._SubParsersAction) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
+import tty
 
 import pytest
 
@@ -139,4 +141,61 @@ def test_ground_receiver_survives_a_dropped_connection_and_keeps_decoding(tmp_pa
     events = [json.loads(line)["event"] for line in log_lines]
     assert events.count("link_up") == 2 and "link_down" in events
     sidecar = json.loads((out / "QPV1-7.json").read_text())
+    assert sidecar["complete"] and sidecar["packets"]["received"] == len(packets)
+
+
+class BusyGroundDecoder(GroundDecoder):
+    """A ground decoder whose first feed stays busy, as rendering a 12-megapixel preview does,
+    until the test lets it go."""
+
+    def __init__(self, *args, release: threading.Event, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = release
+        self.released_in_time = None
+
+    def feed(self, data: bytes) -> None:
+        if self.released_in_time is None:
+            self.released_in_time = self.release.wait(timeout=30)
+        super().feed(data)
+
+
+def test_ground_receiver_drains_the_link_while_the_decoder_is_busy(tmp_path, lena2):
+    # A pty, like a UART, holds only a few kilobytes: the sender can push a whole frame
+    # while the decoder is busy only if the receiver keeps reading the link meanwhile.
+    packets = encode_frame_packets(lena2, source="QPV1", frame_id=9, max_wire_bytes=6000)
+    wire = b"".join(frame(p, "kiss") for p in packets)
+    padding = b"\xc0" * (1 << 20)  # empty KISS frames: 1 MiB the deframer skips
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    log_lines: list[str] = []
+    log = EventLog(type("Sink", (), {"write": lambda self, s: log_lines.append(s), "flush": lambda self: None})())
+    release = threading.Event()
+    decoder = BusyGroundDecoder(tmp_path, log=log, release=release)
+    receiver = Receiver(os.ttyname(slave), decoder, baud=115200, log=log)
+
+    def sender() -> None:
+        deadline = time.monotonic() + 30
+        while not any('"link_up"' in line for line in log_lines) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.write(master, b"\xc0")  # wakes the decoder's first, busy feed
+        for start in range(0, len(padding), 4096):
+            os.write(master, padding[start : start + 4096])
+        os.write(master, wire)
+        release.set()
+        while time.monotonic() < deadline and not (tmp_path / "QPV1-9.json").exists():
+            time.sleep(0.05)
+        while time.monotonic() < deadline and not json.loads((tmp_path / "QPV1-9.json").read_text())["complete"]:
+            time.sleep(0.05)
+        receiver.request_stop()
+
+    thread = threading.Thread(target=sender, daemon=True)
+    thread.start()
+    try:
+        receiver.run()
+        thread.join(10)
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert decoder.released_in_time, "the sender could not write while the decoder was busy: the link was not drained"
+    sidecar = json.loads((tmp_path / "QPV1-9.json").read_text())
     assert sidecar["complete"] and sidecar["packets"]["received"] == len(packets)
