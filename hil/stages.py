@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 # run-length Huffman, restoration) and of packet mode, in pipeline order. Encode and
 # decode share stage names. A target missing from the codec is reported, not fatal.
 STAGES: tuple[tuple[str, str], ...] = (
-    ("colour", "firmware_py.codec.color:rgb_to_ycbcr"),
-    ("colour", "firmware_py.codec.color:downsample_420"),
+    ("colour", "firmware_py.codec.color:rgb_to_planes"),
     ("blocking", "firmware_py.codec.blocking:plane_to_blocks"),
     ("classification", "firmware_py.codec.classify:classify"),
     ("transform", "firmware_py.codec.backends.base:Backend.analyse"),
@@ -61,8 +60,6 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("transform", "firmware_py.codec.transform:synthesise"),
     ("blocking", "firmware_py.codec.blocking:blocks_to_plane"),
     ("colour", "firmware_py.codec.color:planes_to_image"),
-    ("colour", "firmware_py.codec.color:upsample_420"),
-    ("colour", "firmware_py.codec.color:ycbcr_to_rgb"),
 )
 # Modules whose functions may hold a by-name reference to a stage function.
 PATCHED_PACKAGES = ("firmware_py", "ground")

@@ -2,8 +2,14 @@
 
 Colour streams carry full-range BT.601 YCbCr with 4:2:0 chroma: the eye forgives
 halved chroma resolution, and it cuts the colour payload to about half a luma plane.
+
+Conversion dominated whole-frame encode and decode time when done as separate NumPy
+passes over float64 frames, so each direction is one fused numba kernel. The NumPy
+references below do the same float operations in the same order, and the tests
+require bit-identical results.
 """
 
+import numba
 import numpy as np
 
 _RGB_TO_YCBCR = np.array(
@@ -14,17 +20,25 @@ _RGB_TO_YCBCR = np.array(
     ]
 )
 _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
-_CHROMA_OFFSET = np.array([0.0, 128.0, 128.0])
+_CHROMA_OFFSET = (0.0, 128.0, 128.0)
+
+
+def chroma_shape(height: int, width: int) -> tuple[int, int]:
+    return (height + 1) // 2, (width + 1) // 2
 
 
 def rgb_to_ycbcr(rgb: np.ndarray) -> np.ndarray:
-    """HxWx3 uint8 RGB -> HxWx3 float64 YCbCr (Y, Cb, Cr in 0..255)."""
-    return rgb.astype(np.float64) @ _RGB_TO_YCBCR.T + _CHROMA_OFFSET
+    """HxWx3 uint8 RGB -> HxWx3 float64 YCbCr (Y, Cb, Cr in 0..255), full resolution."""
+    r, g, b = (rgb[..., k].astype(np.float64) for k in range(3))
+    m = _RGB_TO_YCBCR
+    return np.stack([m[k, 0] * r + m[k, 1] * g + m[k, 2] * b + _CHROMA_OFFSET[k] for k in range(3)], axis=-1)
 
 
 def ycbcr_to_rgb(ycbcr: np.ndarray) -> np.ndarray:
     """HxWx3 float YCbCr -> HxWx3 uint8 RGB, rounded and clipped."""
-    rgb = (ycbcr - _CHROMA_OFFSET) @ _YCBCR_TO_RGB.T
+    y, cb, cr = (ycbcr[..., k] - _CHROMA_OFFSET[k] for k in range(3))
+    m = _YCBCR_TO_RGB
+    rgb = np.stack([m[k, 0] * y + m[k, 1] * cb + m[k, 2] * cr for k in range(3)], axis=-1)
     return np.clip(np.rint(rgb), 0, 255).astype(np.uint8)
 
 
@@ -32,19 +46,15 @@ def downsample_420(plane: np.ndarray) -> np.ndarray:
     """Average 2x2 neighbourhoods; an odd last row or column is replicated first."""
     h, w = plane.shape
     padded = np.pad(plane, ((0, h % 2), (0, w % 2)), mode="edge")
-    return 0.25 * (
-        padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2] + padded[1::2, 1::2]
-    )
+    return 0.25 * (padded[0::2, 0::2] + padded[1::2, 0::2] + padded[0::2, 1::2] + padded[1::2, 1::2])
 
 
 def _upsample_axis(plane: np.ndarray, axis: int) -> np.ndarray:
     """Double one axis with the 3/4-1/4 triangle filter (libjpeg's "fancy upsampling")."""
-    near = plane
-    before = np.concatenate([np.take(plane, [0], axis), np.take(plane, np.arange(plane.shape[axis] - 1), axis)], axis)
-    after = np.concatenate([np.take(plane, np.arange(1, plane.shape[axis]), axis), np.take(plane, [-1], axis)], axis)
-    even = 0.75 * near + 0.25 * before
-    odd = 0.75 * near + 0.25 * after
-    out = np.stack([even, odd], axis=axis + 1)
+    n = plane.shape[axis]
+    before = np.take(plane, np.maximum(np.arange(n) - 1, 0), axis)
+    after = np.take(plane, np.minimum(np.arange(n) + 1, n - 1), axis)
+    out = np.stack([0.75 * plane + 0.25 * before, 0.75 * plane + 0.25 * after], axis=axis + 1)
     shape = list(plane.shape)
     shape[axis] *= 2
     return out.reshape(shape)
@@ -55,8 +65,92 @@ def upsample_420(plane: np.ndarray, height: int, width: int) -> np.ndarray:
     return _upsample_axis(_upsample_axis(plane, 0), 1)[:height, :width]
 
 
+@numba.njit(cache=True)
+def _rgb_to_planes_kernel(rgb, m, y, cb, cr):
+    h, w = y.shape
+    for r in range(h):
+        for c in range(w):
+            y[r, c] = m[0, 0] * rgb[r, c, 0] + m[0, 1] * rgb[r, c, 1] + m[0, 2] * rgb[r, c, 2] + 0.0
+    for i in range(cb.shape[0]):
+        rows = (2 * i, min(2 * i + 1, h - 1))
+        for j in range(cb.shape[1]):
+            cols = (2 * j, min(2 * j + 1, w - 1))
+            for plane, k in ((cb, 1), (cr, 2)):
+                total = 0.0
+                first = True
+                # The reference's summation order: (even, even), (odd, even), (even, odd), (odd, odd).
+                for c in cols:
+                    for r in rows:
+                        value = m[k, 0] * rgb[r, c, 0] + m[k, 1] * rgb[r, c, 1] + m[k, 2] * rgb[r, c, 2] + 128.0
+                        total = value if first else total + value
+                        first = False
+                plane[i, j] = 0.25 * total
+
+
+def rgb_to_planes(rgb: np.ndarray) -> list[np.ndarray]:
+    """HxWx3 uint8 RGB -> [Y (HxW), Cb, Cr (4:2:0)] float64 planes, as the codec codes them."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
+        raise ValueError(f"expected a non-empty HxWx3 uint8 image, got {rgb.dtype} {rgb.shape}")
+    h, w = rgb.shape[:2]
+    y = np.empty((h, w))
+    cb = np.empty(chroma_shape(h, w))
+    cr = np.empty(chroma_shape(h, w))
+    _rgb_to_planes_kernel(np.ascontiguousarray(rgb), _RGB_TO_YCBCR, y, cb, cr)
+    return [y, cb, cr]
+
+
+def rgb_to_planes_reference(rgb: np.ndarray) -> list[np.ndarray]:
+    """NumPy reference of :func:`rgb_to_planes`, for tests."""
+    ycbcr = rgb_to_ycbcr(rgb)
+    return [ycbcr[..., 0], downsample_420(ycbcr[..., 1]), downsample_420(ycbcr[..., 2])]
+
+
+@numba.njit(cache=True)
+def _upsampled(plane, i, i2, j, j2):
+    """The triangle filter's value: rows first (i and its neighbour i2), then columns."""
+    near = 0.75 * plane[i, j] + 0.25 * plane[i2, j]
+    far = 0.75 * plane[i, j2] + 0.25 * plane[i2, j2]
+    return 0.75 * near + 0.25 * far
+
+
+@numba.njit(cache=True)
+def _planes_to_rgb_kernel(y, cb, cr, m, out):
+    h, w = y.shape
+    hc, wc = cb.shape
+    for r in range(h):
+        i = r // 2
+        i2 = max(i - 1, 0) if r % 2 == 0 else min(i + 1, hc - 1)
+        for c in range(w):
+            j = c // 2
+            j2 = max(j - 1, 0) if c % 2 == 0 else min(j + 1, wc - 1)
+            luma = y[r, c] - 0.0
+            blue = _upsampled(cb, i, i2, j, j2) - 128.0
+            red = _upsampled(cr, i, i2, j, j2) - 128.0
+            for k in range(3):
+                value = np.rint(m[k, 0] * luma + m[k, 1] * blue + m[k, 2] * red)
+                out[r, c, k] = min(max(value, 0.0), 255.0)
+
+
+def _check_planes(planes: list[np.ndarray], height: int, width: int) -> list[np.ndarray]:
+    shapes = [(height, width)] + [chroma_shape(height, width)] * (len(planes) - 1)
+    if len(planes) not in (1, 3) or [p.shape for p in planes] != shapes:
+        raise ValueError(f"planes {[p.shape for p in planes]} do not fit a {width}x{height} image")
+    return [np.ascontiguousarray(p, dtype=np.float64) for p in planes]
+
+
 def planes_to_image(planes: list[np.ndarray], height: int, width: int) -> np.ndarray:
     """Decoded float planes (gray, or Y and 4:2:0 Cb, Cr) -> uint8 HxW or HxWx3 RGB."""
+    planes = _check_planes(planes, height, width)
+    if len(planes) == 1:
+        return np.clip(np.rint(planes[0]), 0, 255).astype(np.uint8)
+    out = np.empty((height, width, 3), dtype=np.uint8)
+    _planes_to_rgb_kernel(*planes, _YCBCR_TO_RGB, out)
+    return out
+
+
+def planes_to_image_reference(planes: list[np.ndarray], height: int, width: int) -> np.ndarray:
+    """NumPy reference of :func:`planes_to_image`, for tests."""
+    planes = _check_planes(planes, height, width)
     if len(planes) == 1:
         return np.clip(np.rint(planes[0]), 0, 255).astype(np.uint8)
     chroma = [upsample_420(p, height, width) for p in planes[1:]]

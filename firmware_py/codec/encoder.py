@@ -44,18 +44,14 @@ def image_planes(image: np.ndarray) -> tuple[ColourMode, list[np.ndarray]]:
     """Validate an input image and split it into the planes the stream codes."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise ImageError("image must be a uint8 numpy array")
-    if image.ndim == 2:
-        mode, planes = ColourMode.GRAY, [image.astype(np.float64)]
-    elif image.ndim == 3 and image.shape[2] == 3:
-        ycbcr = color.rgb_to_ycbcr(image)
-        mode = ColourMode.YCBCR420
-        planes = [ycbcr[..., 0], color.downsample_420(ycbcr[..., 1]), color.downsample_420(ycbcr[..., 2])]
-    else:
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 3)):
         raise ImageError(f"image must be HxW (gray) or HxWx3 (RGB), got shape {image.shape}")
     height, width = image.shape[:2]
     if not (1 <= height <= MAX_DIMENSION and 1 <= width <= MAX_DIMENSION) or height * width > MAX_PIXELS:
         raise ImageError(f"image size {width}x{height} is outside 1..{MAX_DIMENSION} per side or {MAX_PIXELS} pixels")
-    return mode, planes
+    if image.ndim == 2:
+        return ColourMode.GRAY, [image.astype(np.float64)]
+    return ColourMode.YCBCR420, color.rgb_to_planes(image)
 
 
 def analyse_plane(plane: np.ndarray, profile: Profile, backend: Backend) -> PlaneAnalysis:
