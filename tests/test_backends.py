@@ -139,24 +139,45 @@ def test_default_stream_is_unchanged_by_naming_the_backend(kodim23):
     assert encode(kodim23, quality=1.0) == encode(kodim23, quality=1.0, backend="numba")
 
 
+def exported_models() -> list:
+    """Every model that python -m export has exported (seed's pair and klt's basis)."""
+    entries = models.load_manifest()["models"]
+    return [models.load_autoencoder(name) for name, entry in entries.items() if entry.get("exports")]
+
+
+def test_every_linear_model_is_exported():
+    assert {m.name for m in exported_models()} == {"seed-g1", "seed-g2", "klt-basis"}
+
+
 def test_float_onnx_agrees_with_the_reference(runtimes, test_blocks):
-    for model in get_profile(PROFILE).models:
+    for model in exported_models():
         latents = get_backend("onnxruntime").analyse(test_blocks, model)
         assert np.max(np.abs(latents - transform.analyse(test_blocks, model))) < FLOAT_TOLERANCE
 
 
-def test_int8_backends_give_the_same_integer_latents(runtimes, test_blocks):
+def int8_mismatch_rates(model, blocks: np.ndarray) -> dict[str, float]:
+    """Share of int8 latents on which each runtime differs from numba-int8."""
+    expected = get_backend("numba-int8").latents_int8(blocks, model)
+    return {
+        runtime: np.count_nonzero(get_backend(runtime).latents_int8(blocks, model) != expected) / expected.size
+        for runtime in ("tflite", "onnxruntime-int8")
+    }
+
+
+def test_int8_backends_agree_within_the_bound(runtimes, test_blocks):
+    # klt-basis's DC latent differs by one on ~1.2e-4 of blocks (docs/MODELS.md).
+    for model in exported_models():
+        rates = int8_mismatch_rates(model, test_blocks)
+        assert max(rates.values()) <= MAX_MISMATCH_RATE, f"{model.name}: {rates}"
+
+
+def test_seed_int8_latents_are_identical_on_every_runtime(runtimes, test_blocks):
     for model in get_profile(PROFILE).models:
-        expected = get_backend("numba-int8").latents_int8(test_blocks, model)
-        assert np.array_equal(get_backend("tflite").latents_int8(test_blocks, model), expected)
-        onnx_latents = get_backend("onnxruntime-int8").latents_int8(test_blocks, model)
-        rate = np.count_nonzero(onnx_latents != expected) / expected.size
-        # onnxruntime requantizes in float32 (ties to even); measured 0 on the test sets.
-        assert rate <= MAX_MISMATCH_RATE, f"{model.name}: onnxruntime-int8 differs on {rate:.2e} of latents"
+        assert int8_mismatch_rates(model, test_blocks) == {"tflite": 0.0, "onnxruntime-int8": 0.0}
 
 
 def test_int8_latents_stay_close_to_float(test_blocks):
-    for model in get_profile(PROFILE).models:
+    for model in exported_models():
         layer = load_int8_layer(model.name)
         error = get_backend("numba-int8").analyse(test_blocks, model) - transform.analyse(test_blocks, model)
         # Half an output step of rounding plus the int8 weights' share.
