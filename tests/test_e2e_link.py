@@ -8,6 +8,7 @@ exactly what a direct decode of the same frame at the same byte budget gives.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -35,9 +36,11 @@ def direct_decode(image, frame_id: int, out_dir):
     return imageio.load_image(out_dir / f"{STATION}-{frame_id}.png", gray=image.ndim == 2)
 
 
-def test_daemon_and_ground_decoder_over_a_paced_pty_link(tmp_path):
-    paths = [datasets.data_dir() / "waterloo" / "lena2.png", datasets.data_dir() / "kodak" / "kodim23.png"]
-    run = stream_images(paths, tmp_path / "run", baud=BAUD, interval=INTERVAL, timeout=90)
+def test_daemon_and_ground_decoder_over_a_paced_pty_link(tmp_path, monkeypatch):
+    paths = [datasets.data_dir().resolve() / "waterloo" / "lena2.png", datasets.data_dir().resolve() / "kodak" / "kodim23.png"]
+    # A relative work folder, as `make demo` passes one.
+    monkeypatch.chdir(tmp_path)
+    run = stream_images(paths, Path("run"), baud=BAUD, interval=INTERVAL, timeout=90)
 
     assert [f.origin for f in run.frames] == ["lena2.png", "kodim23.png"]
     assert run.wire_bytes == sum(f.wire_bytes for f in run.frames), "the wire carried exactly the packets"

@@ -120,6 +120,8 @@ def stream_images(
     images: list[Path], work: Path, *, baud: int = 115200, interval: float = 1.0, timeout: float = 120
 ) -> LinkRun:
     """Run daemon and ground over a pty wire until every image has arrived complete."""
+    # Absolute, since the config file resolves relative paths against its own folder.
+    work = work.resolve()
     inbox, spool, ground_dir = work / "inbox", work / "spool", work / "ground"
     for directory in (inbox, spool, ground_dir):
         directory.mkdir(parents=True, exist_ok=True)
