@@ -30,6 +30,7 @@ MAX_STEP = 1.0e6
 _FIXED = struct.Struct("<4sBBBBHH4s")
 _STEP = struct.Struct("<f")
 _LENGTH = struct.Struct("<I")
+LENGTH_PREFIX_BYTES = _LENGTH.size
 _CRC = struct.Struct("<I")
 
 
@@ -95,7 +96,7 @@ def write_stream(header: StreamHeader, planes: list[PlaneSegment]) -> bytes:
     parts = [pack_header(header)]
     for plane in planes:
         parts += [table.serialize() for table in plane.tables]
-        parts += [_LENGTH.pack(len(plane.payload)), plane.payload]
+        parts.append(length_prefixed(plane.payload))
     return seal(b"".join(parts))
 
 
@@ -118,17 +119,31 @@ def read_stream(data: bytes) -> tuple[StreamHeader, list[PlaneSegment]]:
         for _ in range(header.class_count):
             table, offset = HuffmanTable.parse(view[:end], offset)
             tables.append(table)
-        if offset + _LENGTH.size > end:
-            raise CorruptStreamError(f"stream ends before the payload length of plane {index}")
-        (length,) = _LENGTH.unpack_from(view, offset)
-        offset += _LENGTH.size
-        if offset + length > end:
-            raise CorruptStreamError(f"plane {index} claims {length} payload bytes, only {end - offset} remain")
-        planes.append(PlaneSegment(tuple(tables), bytes(view[offset : offset + length])))
-        offset += length
+        payload, offset = read_payload(view, offset, end, index)
+        planes.append(PlaneSegment(tuple(tables), payload))
+    check_consumed(offset, end)
+    return header, planes
+
+
+def length_prefixed(payload: bytes) -> bytes:
+    """A plane's payload as the stream stores it: u32 length, then the bytes."""
+    return _LENGTH.pack(len(payload)) + payload
+
+
+def read_payload(view: memoryview, offset: int, end: int, plane: int) -> tuple[bytes, int]:
+    """The length-prefixed payload of ``plane`` at ``offset``; bounded by ``end`` (the CRC)."""
+    if offset + _LENGTH.size > end:
+        raise CorruptStreamError(f"stream ends before the payload length of plane {plane}")
+    (length,) = _LENGTH.unpack_from(view, offset)
+    offset += _LENGTH.size
+    if offset + length > end:
+        raise CorruptStreamError(f"plane {plane} claims {length} payload bytes, only {end - offset} remain")
+    return bytes(view[offset : offset + length]), offset + length
+
+
+def check_consumed(offset: int, end: int) -> None:
     if offset != end:
         raise CorruptStreamError(f"{end - offset} unexpected bytes before the CRC")
-    return header, planes
 
 
 def parse_header(view: memoryview) -> tuple[StreamHeader, int]:

@@ -10,7 +10,16 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from .bitstream import StreamHeader, pack_header, parse_header, seal
+from .bitstream import (
+    LENGTH_PREFIX_BYTES,
+    StreamHeader,
+    check_consumed,
+    length_prefixed,
+    pack_header,
+    parse_header,
+    read_payload,
+    seal,
+)
 from .errors import CorruptStreamError
 from .huffman import HuffmanTable
 from .runlength import PlaneTables
@@ -18,7 +27,6 @@ from .runlength import PlaneTables
 # The dead-zone rounding offset is sent in 1/64 units: 1..32 (1/64 .. 1/2).
 ROUNDING_UNITS = 64
 _ROUNDING = struct.Struct("<B")
-_LENGTH = struct.Struct("<I")
 _CRC_BYTES = 4
 
 
@@ -48,7 +56,7 @@ def rounding_units(rounding: float) -> int:
 
 def segment_size(tables: PlaneTables, payload_bytes: int) -> int:
     """Bytes a plane segment takes in the stream."""
-    return len(tables.dc.serialize()) + len(tables.ac.serialize()) + _LENGTH.size + payload_bytes
+    return len(tables.dc.serialize()) + len(tables.ac.serialize()) + LENGTH_PREFIX_BYTES + payload_bytes
 
 
 def overhead_size(header: StreamHeader) -> int:
@@ -59,7 +67,7 @@ def overhead_size(header: StreamHeader) -> int:
 def write_stream(stream: StreamV2) -> bytes:
     parts = [pack_header(stream.header), _ROUNDING.pack(stream.rounding_units)]
     for plane in stream.planes:
-        parts += [plane.tables.dc.serialize(), plane.tables.ac.serialize(), _LENGTH.pack(len(plane.payload)), plane.payload]
+        parts += [plane.tables.dc.serialize(), plane.tables.ac.serialize(), length_prefixed(plane.payload)]
     return seal(b"".join(parts))
 
 
@@ -79,14 +87,7 @@ def read_stream(data: bytes) -> StreamV2:
     for index in range(len(header.colour.plane_shapes(header.height, header.width))):
         dc, offset = HuffmanTable.parse(view[:end], offset)
         ac, offset = HuffmanTable.parse(view[:end], offset)
-        if offset + _LENGTH.size > end:
-            raise CorruptStreamError(f"stream ends before the payload length of plane {index}")
-        (length,) = _LENGTH.unpack_from(view, offset)
-        offset += _LENGTH.size
-        if offset + length > end:
-            raise CorruptStreamError(f"plane {index} claims {length} payload bytes, only {end - offset} remain")
-        planes.append(PlaneSegmentV2(PlaneTables(dc, ac), bytes(view[offset : offset + length])))
-        offset += length
-    if offset != end:
-        raise CorruptStreamError(f"{end - offset} unexpected bytes before the CRC")
+        payload, offset = read_payload(view, offset, end, index)
+        planes.append(PlaneSegmentV2(PlaneTables(dc, ac), payload))
+    check_consumed(offset, end)
     return StreamV2(header, units, tuple(planes))
