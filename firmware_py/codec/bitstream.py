@@ -13,7 +13,7 @@ import zlib
 from dataclasses import dataclass
 from enum import IntEnum
 
-from .errors import CorruptStreamError
+from .errors import CorruptStreamError, ModelError
 from .huffman import HuffmanTable
 
 MAGIC = b"QPVC"
@@ -123,6 +123,15 @@ def read_stream(data: bytes) -> tuple[StreamHeader, list[PlaneSegment]]:
         planes.append(PlaneSegment(tuple(tables), payload))
     check_consumed(offset, end)
     return header, planes
+
+
+def check_fingerprint(header: StreamHeader, profile_name: str, installed: bytes) -> None:
+    """Refuse to decode with models other than the ones the stream was encoded with."""
+    if installed != header.model_fingerprint:
+        raise ModelError(
+            f"stream was encoded with models {header.model_fingerprint.hex()}, installed '{profile_name}' "
+            f"models are {installed.hex()}"
+        )
 
 
 def length_prefixed(payload: bytes) -> bytes:

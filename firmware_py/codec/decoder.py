@@ -11,8 +11,8 @@ import numpy as np
 
 from . import blocking, color, decoder_v2, huffman, levels
 from . import profile_v2 as transform_format
-from .bitstream import PlaneSegment, StreamHeader, read_header, read_stream
-from .errors import CorruptStreamError, ModelError
+from .bitstream import PlaneSegment, StreamHeader, check_fingerprint, read_header, read_stream
+from .errors import CorruptStreamError
 from .profiles import Profile, profile_by_id
 
 
@@ -25,11 +25,7 @@ def profile_for(header: StreamHeader) -> Profile:
         raise CorruptStreamError(
             f"stream has {header.class_count} block classes, profile '{profile.name}' has {profile.class_count}"
         )
-    if profile.fingerprint != header.model_fingerprint:
-        raise ModelError(
-            f"stream was encoded with models {header.model_fingerprint.hex()}, installed '{profile.name}' "
-            f"models are {profile.fingerprint.hex()}"
-        )
+    check_fingerprint(header, profile.name, profile.fingerprint)
     return profile
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import blocking, color, container_v2, prediction, restoration, runlength, transform
-from .errors import CorruptStreamError, ModelError
+from .bitstream import check_fingerprint
+from .errors import CorruptStreamError
 from .profile_v2 import TransformProfile, transform_profile_by_id
 
 
@@ -19,11 +20,7 @@ def profile_for(stream: container_v2.StreamV2) -> TransformProfile:
     profile = transform_profile_by_id(header.profile_id)
     if profile is None:
         raise CorruptStreamError(f"stream uses profile id {header.profile_id}, which no installed format 2 profile defines")
-    if profile.fingerprint != header.model_fingerprint:
-        raise ModelError(
-            f"stream was encoded with models {header.model_fingerprint.hex()}, installed '{profile.name}' "
-            f"models are {profile.fingerprint.hex()}"
-        )
+    check_fingerprint(header, profile.name, profile.fingerprint)
     return profile
 
 
