@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..codec import encoder, levels, packet_tables, slices
+from ..codec import encoder, levels, models, packet_tables, slices
 from ..codec.bitstream import MAX_PIXELS, ColourMode
 from ..codec.blocking import block_grid
 from ..codec.errors import CorruptStreamError, ModelError, RateControlError
@@ -465,7 +465,7 @@ class DecodedSlice:
     symbols: np.ndarray
 
 
-@functools.lru_cache(maxsize=16)
+@models.artifact_cache(maxsize=16)
 def packet_profile(profile_id: int, fingerprint: bytes) -> Profile:
     """The installed profile a frame descriptor names, refused if its models differ."""
     profile = profile_by_id(profile_id)
