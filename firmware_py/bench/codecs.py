@@ -34,7 +34,7 @@ from .. import __version__
 from ..codec import decode as qpv_decode
 from ..codec import encode as qpv_encode
 from ..codec.encoder import analyse_frame, code_frame
-from ..codec.models import load_manifest
+from ..codec.profile_v2 import is_transform_profile
 from ..codec.profiles import MAX_QUALITY, MIN_QUALITY, get_profile
 
 # Our quality knob is a step scale over MIN_QUALITY..MAX_QUALITY (a factor 256):
@@ -50,11 +50,6 @@ WEBP_LOWEST_NONZERO_QUALITY = 0.125
 WEBP_QUALITY_STEPS = 31
 # OpenJPEG's default number of resolution levels; fewer on images too small for it.
 J2K_RESOLUTIONS = 6
-
-
-def profile_format(name: str) -> int:
-    """The stream format a manifest profile codes (entries without ``format`` are 1)."""
-    return int(load_manifest()["profiles"][name].get("format", 1))
 
 
 class RDCodec(Protocol):
@@ -95,7 +90,7 @@ class QpvCodec:
         """Format 1 profiles: analyse once, re-code per quality (the same bytes as
         ``encode``, 5-10x faster: classes and latents do not depend on the quantizer).
         Any other kind of profile is swept through the public ``encode`` itself."""
-        if profile_format(self.profile) == 1:
+        if not is_transform_profile(self.profile):
             analysis = analyse_frame(image, get_profile(self.profile))
             return lambda quality: code_frame(analysis, quality)
         return lambda quality: qpv_encode(image, quality=quality, profile=self.profile)
