@@ -10,7 +10,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from firmware_py.codec import QpvError, available_profiles
+from firmware_py.codec import QpvError
+from firmware_py.codec.packet_tables import packet_profiles
 from firmware_py.link.framing import FRAMINGS
 from firmware_py.link.packets import MAX_PACKET_SIZE, MIN_PACKET_SIZE
 from firmware_py.onboard.config import (
@@ -106,6 +107,7 @@ def test_pace_baud_sets_the_line_rate(tmp_path):
         (MINIMAL + "[frames]\ninterval = nan\n", r"interval must be a number"),
         (MINIMAL + "[queue]\npolicy = \"random\"\n", r"policy must be one of"),
         (MINIMAL + "[frames]\nprofile = \"nosuch\"\n", r"profile must be one of"),
+        (MINIMAL + "[frames]\nprofile = \"klt\"\n", r"profile must be one of 'seed' \(the profiles packet mode can send\)"),
         ("queue = 3\n" + MINIMAL, r"\[queue\] must be a table"),
         (MINIMAL.replace('spool = "spool"', ""), "spool is required"),
         (MINIMAL.replace('spool = "spool"', 'spool = ""'), "spool must be a path string"),
@@ -161,7 +163,7 @@ frame_tables = st.fixed_dictionaries(
         "interval": positive,
         "utilization": st.floats(0.01, 1.0),
         "max_bytes": st.integers(64, 1 << 30),
-        "profile": st.sampled_from(available_profiles()),
+        "profile": st.sampled_from(packet_profiles()),
     },
 )
 queue_tables = st.fixed_dictionaries(

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from codec_helpers import crop
-from firmware_py.codec import ColourMode, RateControlError, packet_tables, slices
+from firmware_py.codec import ColourMode, ModelError, RateControlError, packet_tables, slices
 from firmware_py.link import framing, packets
 from firmware_py.link.crc32c import crc32c, crc32c_reference
 from ground.evaluate import wire_breakdown
@@ -186,6 +186,12 @@ def test_impossible_budget_and_bad_arguments_are_clear_errors(lena2):
         packets.encode_frame_packets(lena2, source="A", frame_id=1 << 16)
     with pytest.raises(ValueError, match="not both"):
         packets.encode_frame_packets(lena2, source="A", frame_id=1, quality=1.0, max_wire_bytes=5000)
+
+
+def test_packet_mode_names_the_profiles_it_can_send(lena2):
+    assert packet_tables.packet_profiles() == ["seed"]
+    with pytest.raises(ModelError, match="'klt' has no packet-mode statistics.*packet mode sends seed"):
+        packets.encode_frame_packets(lena2, source="A", frame_id=1, profile="klt")
 
 
 def test_header_crc_and_framing_overhead_is_below_8_percent(lena2, kodim23):

@@ -30,7 +30,7 @@ from . import models
 from .encoder import stream_steps
 from .errors import ModelError, QpvError
 from .huffman import MAX_CODE_LENGTH, BlockLayout, HuffmanTable, code_lengths
-from .profiles import MAX_QUALITY, MIN_QUALITY, Profile, get_profile
+from .profiles import MAX_QUALITY, MIN_QUALITY, Profile, available_profiles, get_profile
 from .quantize import MAX_LEVEL
 
 PLANE_KINDS = ("luma", "chroma")
@@ -54,6 +54,17 @@ assert (1 << (ESCAPE_BITS - 1)) > MAX_LEVEL
 def stats_name(profile_name: str) -> str:
     """Name (file stem) of a profile's packet-mode statistics artifact."""
     return f"{profile_name}-packet-stats"
+
+
+def packet_profiles() -> list[str]:
+    """The profiles packet mode can send: those with packet statistics in the manifest.
+
+    Packet mode codes each block's class and latents with static tables, which exist
+    for the block-class profiles (format 1, e.g. ``seed``); the transform profiles
+    (format 2, e.g. ``klt``) are file-mode only.
+    """
+    section = models.load_manifest(models.models_dir()).get(MANIFEST_SECTION, {})
+    return [name for name in available_profiles() if name in section]
 
 
 def quality_of_code(code: int) -> float:
@@ -106,8 +117,9 @@ def load_statistics(profile_name: str) -> LatentStatistics:
     entry = models.load_manifest(directory).get(MANIFEST_SECTION, {}).get(profile_name)
     if not isinstance(entry, dict) or entry.get("kind") != STATS_KIND:
         raise ModelError(
-            f"profile '{profile_name}' has no packet-mode statistics in the model manifest; "
-            "run `python -m export.packet_tables`"
+            f"profile '{profile_name}' has no packet-mode statistics in the model manifest "
+            f"(packet mode sends {', '.join(packet_profiles()) or 'no profile'}; "
+            "`python -m export.packet_tables` fits them for block-class profiles)"
         )
     if entry.get("fitted_for") != profile.fingerprint.hex():
         raise ModelError(

@@ -13,7 +13,7 @@ from .errors import ModelError, QpvError
 from .huffman import BlockLayout
 from .models import LinearAutoencoder, load_autoencoder, profile_specs
 
-DEFAULT_PROFILE = "seed"
+DEFAULT_PROFILE = "klt"
 MIN_QUALITY = 1.0 / 16.0
 MAX_QUALITY = 16.0
 MAX_CLASSES = 8

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..codec.errors import QpvError
-from ..codec.profiles import available_profiles
+from ..codec.packet_tables import packet_profiles
 from ..link.framing import FRAMINGS
 from ..link.packets import MAX_PACKET_SIZE, MIN_PACKET_SIZE, encode_source
 
@@ -175,9 +175,11 @@ def _check_consistency(config: OnboardConfig, origin: str) -> None:
         raise ConfigError(f"{origin}: [source] path is required when kind = 'directory'")
     if config.frames.max_bytes is not None and config.frames.quality is not None:
         raise ConfigError(f"{origin}: [frames] give max_bytes or quality, not both")
-    profiles = available_profiles()
+    profiles = packet_profiles()
     if config.frames.profile is not None and config.frames.profile not in profiles:
-        raise ConfigError(f"{origin}: [frames] profile must be one of {', '.join(map(repr, profiles))}")
+        raise ConfigError(
+            f"{origin}: [frames] profile must be one of {', '.join(map(repr, profiles))} (the profiles packet mode can send)"
+        )
     try:
         encode_source(config.station)
     except ValueError as exc:
