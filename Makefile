@@ -39,6 +39,7 @@ test: $(VENV)/.installed
 models: $(VENV)/.installed
 	$(PY) -m export.train --out models
 	$(PY) -m export.train_v2 --out models
+	$(PY) -m export.train_upsampler --out models
 	$(PY) -m export --models models
 	$(PY) -m export.packet_tables --out models
 	$(PY) -m export.evaluate

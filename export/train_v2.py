@@ -15,13 +15,18 @@ aerials). It updates only its own keys of ``models/manifest.json`` (``klt-basis`
    at TUNING_BPP (before restoration); the base step is the median step that reaches
    TUNING_BPP on the training images.
 3. Restoration: at each of RESTORATION_STEPS, ridge regression from a block's scaled
-   levels and its neighbours' first levels to its quantization error
+   levels and its neighbours' first levels to its quantization error, then from the
+   pixels across each block edge of the restored planes to their error
    (firmware_py/codec/restoration.py).
+
+``split_training`` holds every 4th training image out for design checks
+(``python -m export.ablation_v2``, which fits with these same functions on the rest).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import sys
 from pathlib import Path
 
@@ -30,7 +35,7 @@ import numpy as np
 from export.manifest import update_manifest
 from export.train import training_blocks
 from firmware_py import datasets, imageio
-from firmware_py.codec import blocking, deadzone, models, ratecontrol, restoration
+from firmware_py.codec import blocking, deadzone, models, ratecontrol, restoration, transform
 from firmware_py.codec.encoder_v2 import PlaneCoefficients, quantize_plane
 
 PROFILE = "klt"
@@ -44,6 +49,18 @@ RIDGE = 1e-3
 COMMAND = "python -m export.train_v2 --out models"
 DATA = "waterloo training split (all but lena*, boat*, goldhill*), 8x8 luma blocks"
 CENTRE = 128.0
+HELD_OUT_EVERY = 4
+# The restoration model of klt streams written while the fingerprint still named it
+# (profile_v2.TransformProfile.fingerprint); the profile keeps decoding them.
+EARLIER_RESTORATION_SHA256 = ("d0293a571902be28d5eedb219f4ac499ce4b3b21c50192fda05c053dcf33a29a",)
+
+
+def split_training(paths: list[Path]) -> tuple[list[Path], list[Path]]:
+    """(fit, held out): every HELD_OUT_EVERY-th training image, counting from the
+    HELD_OUT_EVERY-th in sorted order, is held out of fitting for design checks
+    (export/ablation_v2.py); the shipped models are fitted on all of them."""
+    held = [p for i, p in enumerate(paths) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
+    return [p for p in paths if p not in held], held
 
 
 def learn_basis(x: np.ndarray) -> np.ndarray:
@@ -56,17 +73,33 @@ def learn_basis(x: np.ndarray) -> np.ndarray:
     return np.concatenate([np.full((1, blocking.BLOCK_PIXELS), 1.0 / blocking.BLOCK), axes])
 
 
+def basis_arrays(basis: np.ndarray) -> dict[str, np.ndarray]:
+    """The float32 arrays of the basis as a linear autoencoder on pixels centred at 128."""
+    return {
+        "encoder_weight": basis.T.astype(np.float32),
+        "encoder_bias": (-CENTRE * basis.sum(axis=1)).astype(np.float32),
+        "decoder_weight": basis.astype(np.float32),
+        "decoder_bias": np.full(blocking.BLOCK_PIXELS, CENTRE, dtype=np.float32),
+    }
+
+
+def basis_model(basis: np.ndarray, name: str = BASIS_MODEL, sha256: str = "") -> models.LinearAutoencoder:
+    """The model the runtime would load from the saved basis (same float32 weights)."""
+    arrays = basis_arrays(basis)
+    keys = ("encoder_weight", "encoder_bias", "decoder_weight", "decoder_bias")
+    return models.LinearAutoencoder(name, *(arrays[k].astype(np.float64) for k in keys), sha256)
+
+
 def save_basis(out: Path, basis: np.ndarray) -> dict:
     path = out / f"{BASIS_MODEL}.npz"
     with open(path, "wb") as handle:
-        np.savez(
-            handle,
-            encoder_weight=basis.T.astype(np.float32),
-            encoder_bias=(-CENTRE * basis.sum(axis=1)).astype(np.float32),
-            decoder_weight=basis.astype(np.float32),
-            decoder_bias=np.full(blocking.BLOCK_PIXELS, CENTRE, dtype=np.float32),
-        )
-    return {"file": path.name, "sha256": models.file_sha256(path), "kind": "linear-autoencoder", "latents": blocking.BLOCK_PIXELS}
+        np.savez(handle, **basis_arrays(basis))
+    return {
+        "file": path.name,
+        "sha256": models.file_sha256(path),
+        "kind": "linear-autoencoder",
+        "latents": blocking.BLOCK_PIXELS,
+    }
 
 
 def plane_coefficients(image: np.ndarray, model: models.LinearAutoencoder) -> PlaneCoefficients:
@@ -91,7 +124,9 @@ def unrestored_mse_at(image, plane: PlaneCoefficients, model, rounding: float, b
 
 def tune_rounding(images, planes, model, log) -> tuple[float, float, dict]:
     # Pooled MSE as PSNR: some synthetic training images decode exactly (infinite PSNR).
-    results = {r: [unrestored_mse_at(img, p, model, r, TUNING_BPP) for img, p in zip(images, planes)] for r in ROUNDING_GRID}
+    results = {
+        r: [unrestored_mse_at(img, p, model, r, TUNING_BPP) for img, p in zip(images, planes)] for r in ROUNDING_GRID
+    }
     means = {str(r): float(10 * np.log10(255.0**2 / np.mean([v[0] for v in results[r]]))) for r in ROUNDING_GRID}
     best = max(ROUNDING_GRID, key=lambda r: means[str(r)])
     base_step = float(f"{np.median([v[1] for v in results[best]]):.2g}")
@@ -101,6 +136,25 @@ def tune_rounding(images, planes, model, log) -> tuple[float, float, dict]:
     return best, base_step, {"bpp": TUNING_BPP, "pooled_unrestored_psnr_db": means}
 
 
+def levels_at(plane: PlaneCoefficients, step: float, rounding: float) -> np.ndarray:
+    """The plane's levels as the encoder quantizes them at ``step``."""
+    return deadzone.quantize(plane.coefficients, np.full(blocking.BLOCK_PIXELS, step), rounding)
+
+
+def restoration_model(weights: np.ndarray, edge_weights: np.ndarray) -> restoration.RestorationModel:
+    """The model the runtime would load from the saved weights (float32; not hashed)."""
+    single = (np.asarray(a, dtype=np.float32).astype(np.float64) for a in (weights, edge_weights))
+    return restoration.RestorationModel(RESTORATION_MODEL, np.array(RESTORATION_STEPS), *single, "")
+
+
+def fit_restoration(
+    images, planes, basis: models.LinearAutoencoder, rounding: float, log
+) -> restoration.RestorationModel:
+    """Coefficient maps first, then the edge maps on what they restore."""
+    weights = train_restoration(planes, rounding, log)
+    return restoration_model(weights, train_deblocking(images, planes, basis, rounding, weights, log))
+
+
 def train_restoration(planes, rounding: float, log) -> np.ndarray:
     weights = []
     for step in RESTORATION_STEPS:
@@ -108,7 +162,7 @@ def train_restoration(planes, rounding: float, log) -> np.ndarray:
         cross = np.zeros((restoration.FEATURES, blocking.BLOCK_PIXELS))
         count = 0
         for plane in planes:
-            levels = deadzone.quantize(plane.coefficients, np.full(blocking.BLOCK_PIXELS, step), rounding)
+            levels = levels_at(plane, step, rounding)
             x = restoration.features(levels.astype(np.float64), plane.rows, plane.cols)
             y = plane.coefficients / step - levels
             gram += x.T @ x
@@ -119,11 +173,47 @@ def train_restoration(planes, rounding: float, log) -> np.ndarray:
     return np.array(weights)
 
 
-def save_restoration(out: Path, weights: np.ndarray) -> dict:
+def train_deblocking(images, planes, basis, rounding: float, weights: np.ndarray, log) -> np.ndarray:
+    """Per step: ridge regression from the pixels across every block edge of the restored
+    training planes (vertical edges, and horizontal ones as the transposed plane's) to
+    the error of the EDGE_OUTPUT pixels either side of it."""
+    model = restoration_model(
+        weights, np.zeros((len(RESTORATION_STEPS), restoration.EDGE_FEATURES, 2 * restoration.EDGE_OUTPUT))
+    )
+    edge_weights = []
+    for step in RESTORATION_STEPS:
+        gram = np.zeros((restoration.EDGE_FEATURES, restoration.EDGE_FEATURES))
+        cross = np.zeros((restoration.EDGE_FEATURES, 2 * restoration.EDGE_OUTPUT))
+        for image, plane in zip(images, planes):
+            coefficients = restoration.restore(
+                levels_at(plane, step, rounding), step, rounding, plane.rows, plane.cols, model
+            )
+            pixels = blocking.blocks_to_plane(transform.synthesise(coefficients, basis), *image.shape)
+            for decoded, original in ((pixels, image.astype(np.float64)), (pixels.T, image.T.astype(np.float64))):
+                around, truth = restoration.edge_chunks(decoded), restoration.edge_chunks(original)
+                x = np.hstack([around.reshape(-1, 2 * restoration.EDGE_INPUT), np.ones((around[..., 0].size, 1))])
+                gram += x.T @ x
+                cross += x.T @ (truth - around)[:, :, restoration.CORRECTED].reshape(len(x), -1)
+        edge_weights.append(np.linalg.solve(gram + RIDGE * gram[-1, -1] * np.eye(len(gram)), cross))
+        log(f"deblocking at step {step:g} trained on {int(gram[-1, -1])} edge rows")
+    return np.array(edge_weights)
+
+
+def save_restoration(out: Path, model: restoration.RestorationModel) -> dict:
     path = out / f"{RESTORATION_MODEL}.npz"
     with open(path, "wb") as handle:
-        np.savez(handle, steps=np.array(RESTORATION_STEPS), weights=weights.astype(np.float32))
+        np.savez(
+            handle,
+            steps=model.steps,
+            weights=model.weights.astype(np.float32),
+            edge_weights=model.edge_weights.astype(np.float32),
+        )
     return {"file": path.name, "sha256": models.file_sha256(path), "kind": "block-restoration"}
+
+
+def earlier_fingerprints(basis_sha256: str) -> list[str]:
+    """Version 2 fingerprints of this basis with EARLIER_RESTORATION_SHA256 (hex)."""
+    return [hashlib.sha256((basis_sha256 + r).encode("ascii")).digest()[:4].hex() for r in EARLIER_RESTORATION_SHA256]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -135,14 +225,21 @@ def main(argv: list[str] | None = None) -> int:
     paths = datasets.training_images()
     x = training_blocks(paths)
     record = {"data": DATA, "images": [p.name for p in paths], "blocks": int(len(x)), "command": COMMAND}
-    basis_entry = save_basis(args.out, learn_basis(x))
+    basis = learn_basis(x)
+    basis_entry = save_basis(args.out, basis)
     basis_entry["training"] = record
-    model = models.LinearAutoencoder(BASIS_MODEL, *(np.asarray(a, dtype=np.float64) for a in _basis_arrays(args.out)), basis_entry["sha256"])
+    model = basis_model(basis, sha256=basis_entry["sha256"])
     images = [imageio.load_image(p, gray=True) for p in paths]
     planes = [plane_coefficients(img, model) for img in images]
     rounding, base_step, tuning = tune_rounding(images, planes, model, log)
-    restore_entry = save_restoration(args.out, train_restoration(planes, rounding, log))
-    restore_entry["training"] = {**record, "steps": list(RESTORATION_STEPS), "ridge": RIDGE, "rounding": rounding}
+    restore_entry = save_restoration(args.out, fit_restoration(images, planes, model, rounding, log))
+    restore_entry["training"] = {
+        **record,
+        "steps": list(RESTORATION_STEPS),
+        "ridge": RIDGE,
+        "rounding": rounding,
+        "edge_pixels": {"input": restoration.EDGE_INPUT, "output": restoration.EDGE_OUTPUT},
+    }
     profile = {
         "id": PROFILE_ID,
         "format": 2,
@@ -153,20 +250,20 @@ def main(argv: list[str] | None = None) -> int:
         "base_steps": [base_step],
         "rounding": rounding,
         "restoration": RESTORATION_MODEL,
+        "earlier_fingerprints": earlier_fingerprints(basis_entry["sha256"]),
         "tuning": tuning,
     }
 
     def record(manifest: dict) -> None:
-        manifest["models"].update({BASIS_MODEL: basis_entry, RESTORATION_MODEL: restore_entry})
-        manifest["profiles"][PROFILE] = profile
+        # Other tools' keys stay: a basis retrained to the same bytes keeps its exports, and
+        # the profile keeps entries it does not own (e.g. its half-resolution model).
+        previous = manifest["models"].get(BASIS_MODEL, {})
+        kept = previous if previous.get("sha256") == basis_entry["sha256"] else {}
+        manifest["models"].update({BASIS_MODEL: {**kept, **basis_entry}, RESTORATION_MODEL: restore_entry})
+        manifest["profiles"][PROFILE] = {**manifest["profiles"].get(PROFILE, {}), **profile}
 
     update_manifest(args.out, record)
     return 0
-
-
-def _basis_arrays(out: Path) -> tuple[np.ndarray, ...]:
-    with np.load(out / f"{BASIS_MODEL}.npz") as arrays:
-        return tuple(arrays[k] for k in ("encoder_weight", "encoder_bias", "decoder_weight", "decoder_bias"))
 
 
 if __name__ == "__main__":

@@ -22,14 +22,18 @@ from dataclasses import dataclass, field
 
 # (stage, "module:attribute"): the stage functions of both stream formats (v1: block
 # classes and per-frame Huffman tables; v2: transform, dead zone, DC prediction,
-# run-length Huffman, restoration) and of packet mode, in pipeline order. Encode and
+# run-length Huffman, restoration; v3: half-resolution resampling) and of packet mode, in pipeline order. Encode and
 # decode share stage names. A target missing from the codec is reported, not fatal.
 STAGES: tuple[tuple[str, str], ...] = (
+    ("resampling", "firmware_py.codec.resample:downsample"),
     ("colour", "firmware_py.codec.color:rgb_to_planes"),
     ("blocking", "firmware_py.codec.blocking:plane_to_blocks"),
     ("classification", "firmware_py.codec.classify:classify"),
     ("transform", "firmware_py.codec.backends.base:Backend.analyse"),
     ("transform", "firmware_py.codec.transform:analyse"),
+    # v2 with the default backend: blocking, transform, dead-zone quantization and AC
+    # symbol counts in one fused kernel pass (blockcoder), reported as the transform.
+    ("transform", "firmware_py.codec.blockcoder:BlockCoefficients.quantize"),
     ("quantization", "firmware_py.codec.quantize:quantize"),
     ("quantization", "firmware_py.codec.deadzone:quantize"),
     ("quantization", "firmware_py.codec.levels:quantize_blocks"),
@@ -59,7 +63,9 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("transform", "firmware_py.codec.levels:synthesise_blocks"),
     ("transform", "firmware_py.codec.transform:synthesise"),
     ("blocking", "firmware_py.codec.blocking:blocks_to_plane"),
+    ("restoration", "firmware_py.codec.restoration:deblock"),
     ("colour", "firmware_py.codec.color:planes_to_image"),
+    ("resampling", "firmware_py.codec.resample:upsample"),
 )
 # Modules whose functions may hold a by-name reference to a stage function.
 PATCHED_PACKAGES = ("firmware_py", "ground")

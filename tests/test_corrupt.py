@@ -17,8 +17,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_py.codec import CorruptStreamError, ModelError, available_profiles, decode, encode, read_header
+from firmware_py.codec import (
+    CorruptStreamError,
+    ModelError,
+    available_profiles,
+    decode,
+    encode,
+    encoder_v2,
+    read_header,
+    resample,
+)
 from firmware_py.codec.bitstream import SUPPORTED_VERSIONS
+from firmware_py.codec.profile_v2 import get_transform_profile, is_transform_profile
 
 from codec_helpers import crop, header_span, reseal, stream_fields
 
@@ -31,7 +41,8 @@ def corpus(lena2, kodim23):
     """Valid streams and their field maps (None for layouts other than format version 1).
 
     Seed streams: gray, odd-sized colour, 1x1, and a flat frame with an empty table; every
-    other installed profile adds a gray and a colour stream, so the property covers the
+    other installed profile adds a gray and a colour stream, and each transform profile with
+    a half-resolution model the same two as version 3 streams, so the property covers the
     whole decoder as profiles are added.
     """
     gray, colour = crop(lena2, 40, 56), crop(kodim23, 21, 35)
@@ -40,6 +51,13 @@ def corpus(lena2, kodim23):
     ]
     streams += [
         encode(image, profile=name) for name in available_profiles() if name != "seed" for image in (gray, colour)
+    ]
+    # Format version 3: the same frames coded at half resolution by every profile that can.
+    streams += [
+        encoder_v2.encode(image, profile=name, scale=resample.HALF)
+        for name in available_profiles()
+        if is_transform_profile(name) and get_transform_profile(name).half is not None
+        for image in (gray, colour)
     ]
     for stream in streams:
         decode(stream)  # load every kernel before the deadline applies

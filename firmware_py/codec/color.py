@@ -67,24 +67,33 @@ def upsample_420(plane: np.ndarray, height: int, width: int) -> np.ndarray:
 
 @numba.njit(cache=True)
 def _rgb_to_planes_kernel(rgb, m, y, cb, cr):
+    """Row pairs: Y of each pixel, and its Cb, Cr into two-row buffers that are then
+    averaged 2x2 in the reference's summation order (even, even), (odd, even),
+    (even, odd), (odd, odd). An odd last row or column is its own pair.
+
+    ``rgb`` is the image as (H, 3W) rows of interleaved bytes: a constant stride between
+    a row's pixels lets the loop load them as vectors (about twice as fast as HxWx3).
+    """
     h, w = y.shape
-    for r in range(h):
-        for c in range(w):
-            y[r, c] = m[0, 0] * rgb[r, c, 0] + m[0, 1] * rgb[r, c, 1] + m[0, 2] * rgb[r, c, 2] + 0.0
+    m00, m01, m02 = m[0, 0], m[0, 1], m[0, 2]
+    m10, m11, m12 = m[1, 0], m[1, 1], m[1, 2]
+    m20, m21, m22 = m[2, 0], m[2, 1], m[2, 2]
+    blue = np.empty((2, w))
+    red = np.empty((2, w))
     for i in range(cb.shape[0]):
-        rows = (2 * i, min(2 * i + 1, h - 1))
+        for half in range(2):
+            r = min(2 * i + half, h - 1)
+            for c in range(w):
+                red_in = np.float64(rgb[r, 3 * c])
+                green_in = np.float64(rgb[r, 3 * c + 1])
+                blue_in = np.float64(rgb[r, 3 * c + 2])
+                y[r, c] = m00 * red_in + m01 * green_in + m02 * blue_in + 0.0
+                blue[half, c] = m10 * red_in + m11 * green_in + m12 * blue_in + 128.0
+                red[half, c] = m20 * red_in + m21 * green_in + m22 * blue_in + 128.0
         for j in range(cb.shape[1]):
-            cols = (2 * j, min(2 * j + 1, w - 1))
-            for plane, k in ((cb, 1), (cr, 2)):
-                total = 0.0
-                first = True
-                # The reference's summation order: (even, even), (odd, even), (even, odd), (odd, odd).
-                for c in cols:
-                    for r in rows:
-                        value = m[k, 0] * rgb[r, c, 0] + m[k, 1] * rgb[r, c, 1] + m[k, 2] * rgb[r, c, 2] + 128.0
-                        total = value if first else total + value
-                        first = False
-                plane[i, j] = 0.25 * total
+            c0, c1 = 2 * j, min(2 * j + 1, w - 1)
+            cb[i, j] = 0.25 * (blue[0, c0] + blue[1, c0] + blue[0, c1] + blue[1, c1])
+            cr[i, j] = 0.25 * (red[0, c0] + red[1, c0] + red[0, c1] + red[1, c1])
 
 
 def rgb_to_planes(rgb: np.ndarray) -> list[np.ndarray]:
@@ -95,7 +104,7 @@ def rgb_to_planes(rgb: np.ndarray) -> list[np.ndarray]:
     y = np.empty((h, w))
     cb = np.empty(chroma_shape(h, w))
     cr = np.empty(chroma_shape(h, w))
-    _rgb_to_planes_kernel(np.ascontiguousarray(rgb), _RGB_TO_YCBCR, y, cb, cr)
+    _rgb_to_planes_kernel(np.ascontiguousarray(rgb).reshape(h, 3 * w), _RGB_TO_YCBCR, y, cb, cr)
     return [y, cb, cr]
 
 

@@ -1,5 +1,7 @@
 """The format version 2 stream: shared fixed header, dead-zone offset, and per plane a DC
 and an AC Huffman table and a run-length payload (docs/FORMAT.md, "Format version 2").
+Version 3 is the same with a coded-scale byte after the dead-zone offset: its planes code
+the frame at 1/scale of the header's size (docs/FORMAT.md, "Format version 3").
 
 Parsing validates every field (CRC first, via the shared header parser) before anything
 downstream allocates or decodes.
@@ -27,6 +29,10 @@ from .runlength import PlaneTables
 # The dead-zone rounding offset is sent in 1/64 units: 1..32 (1/64 .. 1/2).
 ROUNDING_UNITS = 64
 _ROUNDING = struct.Struct("<B")
+_SCALE = struct.Struct("<B")
+SCALE_BYTES = _SCALE.size
+SCALED_VERSION = 3
+CODED_SCALES = (1, 2)  # resample.FULL, resample.HALF
 _CRC_BYTES = 4
 
 
@@ -38,9 +44,14 @@ class PlaneSegmentV2:
 
 @dataclass(frozen=True)
 class StreamV2:
-    header: StreamHeader  # version 2, one class: steps = (step,)
+    header: StreamHeader  # version 2 or 3, one class: steps = (step,)
     rounding_units: int
     planes: tuple[PlaneSegmentV2, ...]
+    scale: int = 1  # coded scale; version 3 streams store it, version 2 streams are 1
+
+    def __post_init__(self) -> None:
+        if self.scale not in CODED_SCALES or (self.scale != 1 and self.header.version != SCALED_VERSION):
+            raise ValueError(f"coded scale {self.scale} cannot be written in a version {self.header.version} stream")
 
     @property
     def rounding(self) -> float:
@@ -61,11 +72,14 @@ def segment_size(tables: PlaneTables, payload_bytes: int) -> int:
 
 def overhead_size(header: StreamHeader) -> int:
     """Bytes of a stream besides its plane segments."""
-    return len(pack_header(header)) + _ROUNDING.size + _CRC_BYTES
+    scale = _SCALE.size if header.version == SCALED_VERSION else 0
+    return len(pack_header(header)) + _ROUNDING.size + scale + _CRC_BYTES
 
 
 def write_stream(stream: StreamV2) -> bytes:
     parts = [pack_header(stream.header), _ROUNDING.pack(stream.rounding_units)]
+    if stream.header.version == SCALED_VERSION:
+        parts.append(_SCALE.pack(stream.scale))
     for plane in stream.planes:
         parts += [plane.tables.dc.serialize(), plane.tables.ac.serialize(), length_prefixed(plane.payload)]
     return seal(b"".join(parts))
@@ -74,8 +88,8 @@ def write_stream(stream: StreamV2) -> bytes:
 def read_stream(data: bytes) -> StreamV2:
     view = memoryview(data)
     header, offset = parse_header(view)
-    if header.version != 2 or header.class_count != 1:
-        raise CorruptStreamError(f"not a version 2 stream with one step (version {header.version})")
+    if header.version not in (2, SCALED_VERSION) or header.class_count != 1:
+        raise CorruptStreamError(f"not a version 2 or 3 stream with one step (version {header.version})")
     end = len(view) - _CRC_BYTES
     if offset + _ROUNDING.size > end:
         raise CorruptStreamError("stream ends before the dead-zone offset")
@@ -83,6 +97,14 @@ def read_stream(data: bytes) -> StreamV2:
     offset += _ROUNDING.size
     if not 1 <= units <= ROUNDING_UNITS // 2:
         raise CorruptStreamError(f"dead-zone offset {units}/{ROUNDING_UNITS} is outside 1/64..1/2")
+    scale = 1
+    if header.version == SCALED_VERSION:
+        if offset + _SCALE.size > end:
+            raise CorruptStreamError("stream ends before the coded scale")
+        (scale,) = _SCALE.unpack_from(view, offset)
+        offset += _SCALE.size
+        if scale not in CODED_SCALES:
+            raise CorruptStreamError(f"coded scale {scale} is not one of {CODED_SCALES}")
     planes = []
     for index in range(len(header.colour.plane_shapes(header.height, header.width))):
         dc, offset = HuffmanTable.parse(view[:end], offset)
@@ -90,4 +112,4 @@ def read_stream(data: bytes) -> StreamV2:
         payload, offset = read_payload(view, offset, end, index)
         planes.append(PlaneSegmentV2(PlaneTables(dc, ac), payload))
     check_consumed(offset, end)
-    return StreamV2(header, units, tuple(planes))
+    return StreamV2(header, units, tuple(planes), scale)

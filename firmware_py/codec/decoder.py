@@ -21,6 +21,8 @@ def profile_for(header: StreamHeader) -> Profile:
     profile = profile_by_id(header.profile_id)
     if profile is None:
         raise CorruptStreamError(f"stream uses profile id {header.profile_id}, which no installed model defines")
+    if transform_format.is_transform_profile(profile.name):
+        raise CorruptStreamError(f"a version {header.version} stream cannot use transform profile '{profile.name}'")
     if profile.class_count != header.class_count:
         raise CorruptStreamError(
             f"stream has {header.class_count} block classes, profile '{profile.name}' has {profile.class_count}"
@@ -45,7 +47,7 @@ def decode(data: bytes) -> np.ndarray:
         raise TypeError("decode takes bytes")
     data = bytes(data)
     first = read_header(data)
-    if first.version == transform_format.FORMAT_VERSION:
+    if first.version in transform_format.STREAM_VERSIONS:
         return decoder_v2.decode(data)
     # The profile is checked first so that a class count or model mismatch is reported
     # as such, not as whatever the body misparses into under the wrong class count.

@@ -2,26 +2,33 @@
 
 Per plane: 8x8 blocks -> learned orthonormal transform (one 64x64 product) -> dead-zone
 quantization -> MED prediction of the DC level -> (zero-run, size) Huffman symbols with
-per-plane optimal tables. The transform runs once per frame; rate control only
-re-quantizes and re-counts symbols (no packing) until the size is within 3% under the
-budget, then packs once.
+per-plane optimal tables. With the default (numba) backend, the transform, quantization
+and AC symbol counts are one kernel pass (blockcoder), which computes only coefficients
+that can be non-zero and keeps them: each coefficient is computed at most once per
+frame. Rate control only re-quantizes and re-counts symbols (no packing) until the size
+is within 3% under the budget, then packs once, reusing the counts.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import blocking, container_v2, deadzone, prediction, ratecontrol, runlength
-from .backends import get_backend
+from . import blockcoder, blocking, container_v2, prediction, ratecontrol, resample, runlength
+from .backends import Backend, get_backend
+from .backends.numba_backend import NumbaBackend
 from .bitstream import ColourMode, StreamHeader
 from .encoder import budget_bytes, image_planes
-from .profile_v2 import FORMAT_VERSION, TransformProfile, get_transform_profile
+from .errors import ModelError
+from .models import LinearAutoencoder
+from .profile_v2 import FORMAT_VERSION, SCALED_FORMAT_VERSION, TransformProfile, get_transform_profile
 
 
 @dataclass(frozen=True)
 class PlaneCoefficients:
+    """Complete coefficients of a plane (e.g. for training); the encoder keeps blockcoder's."""
+
     rows: int
     cols: int
     coefficients: np.ndarray  # (rows*cols, 64), raster order
@@ -33,34 +40,50 @@ class TransformedFrame:
     colour: ColourMode
     height: int
     width: int
-    planes: tuple[PlaneCoefficients, ...]
+    planes: tuple[blockcoder.BlockCoefficients, ...]
 
 
 @dataclass(frozen=True)
 class QuantizedPlane:
     dc_residuals: np.ndarray
-    levels: np.ndarray
+    levels: np.ndarray  # (n, 64) int16
+    last_nonzero: np.ndarray  # (n,) each block's last non-zero AC index
     tables: runlength.PlaneTables
+    counts: tuple[np.ndarray, np.ndarray, int]  # runlength.symbol_counts of the plane
     payload_bits: int
 
 
+def plane_coefficients(plane: np.ndarray, basis: LinearAutoencoder, runner: Backend) -> blockcoder.BlockCoefficients:
+    """The float backend's coefficients are computed on demand, in the quantizing kernel;
+    another backend runs its transform on every block up front."""
+    if isinstance(runner, NumbaBackend):
+        return blockcoder.BlockCoefficients.of_plane(plane, basis)
+    rows, cols = blocking.block_grid(*plane.shape)
+    return blockcoder.BlockCoefficients.complete(rows, cols, runner.analyse(blocking.plane_to_blocks(plane), basis))
+
+
 def transform_frame(image: np.ndarray, profile: TransformProfile, backend: str | None = None) -> TransformedFrame:
-    """Validate the image and transform every plane once (``backend``: the transform's runner)."""
+    """Validate the image and set up each plane's transform (``backend``: the transform's runner)."""
     mode, planes = image_planes(image)
     runner = get_backend(backend)
-    coded = []
-    for plane in planes:
-        rows, cols = blocking.block_grid(*plane.shape)
-        coded.append(PlaneCoefficients(rows, cols, runner.analyse(blocking.plane_to_blocks(plane), profile.basis)))
-    return TransformedFrame(profile, mode, image.shape[0], image.shape[1], tuple(coded))
+    coded = tuple(plane_coefficients(plane, profile.basis, runner) for plane in planes)
+    return TransformedFrame(profile, mode, image.shape[0], image.shape[1], coded)
 
 
-def quantize_plane(plane: PlaneCoefficients, step: float, rounding: float) -> QuantizedPlane:
-    levels = deadzone.quantize(plane.coefficients, np.full(blocking.BLOCK_PIXELS, step), rounding)
-    dc_residuals = prediction.dc_residuals(levels[:, 0], plane.rows, plane.cols)
-    dc_hist, ac_hist, extra = runlength.symbol_counts(dc_residuals, levels)
-    tables = runlength.tables_for(dc_hist, ac_hist)
-    return QuantizedPlane(dc_residuals, levels, tables, runlength.payload_bits(dc_hist, ac_hist, extra, tables))
+def quantize_plane(
+    plane: PlaneCoefficients | blockcoder.BlockCoefficients, step: float, rounding: float
+) -> QuantizedPlane:
+    """Levels, DC residuals, tables and exact payload size of a plane at ``step``; the
+    symbols are counted once, here, and the counts reused for packing."""
+    if isinstance(plane, PlaneCoefficients):
+        plane = blockcoder.BlockCoefficients.complete(plane.rows, plane.cols, plane.coefficients)
+    quantized = plane.quantize(step, rounding)
+    dc_residuals = prediction.dc_residuals(quantized.dc_levels, plane.rows, plane.cols)
+    dc_hist, dc_extra = runlength.dc_symbol_counts(dc_residuals)
+    counts = (dc_hist, quantized.ac_hist, dc_extra + quantized.ac_extra_bits)
+    tables = runlength.tables_for(dc_hist, quantized.ac_hist)
+    bits = runlength.payload_bits(*counts, tables)
+    return QuantizedPlane(dc_residuals, quantized.levels, quantized.last_nonzero, tables, counts, bits)
 
 
 def stream_step(profile: TransformProfile, quality: float) -> float:
@@ -78,26 +101,61 @@ def quantize_frame(frame: TransformedFrame, quality: float) -> tuple[float, list
     return step, [quantize_plane(p, step, frame.profile.rounding) for p in frame.planes]
 
 
-def stream_size(frame: TransformedFrame, quality: float) -> int:
-    """Exact size in bytes of the stream at ``quality``, without packing it."""
-    step, planes = quantize_frame(frame, quality)
+def coded_size(frame: TransformedFrame, step: float, planes: list[QuantizedPlane]) -> int:
+    """Exact size in bytes of the stream of quantized ``planes``, without packing them."""
     size = container_v2.overhead_size(_header(frame, step))
     return size + sum(container_v2.segment_size(q.tables, (q.payload_bits + 7) // 8) for q in planes)
 
 
-def code_frame(frame: TransformedFrame, quality: float) -> bytes:
-    step, planes = quantize_frame(frame, quality)
+def retain_coefficients(frame: TransformedFrame) -> None:
+    """Keep computed coefficients: several qualities will be tried, each pass extending
+    what the previous ones computed."""
+    for plane in frame.planes:
+        plane.retain()
+
+
+def stream_size(frame: TransformedFrame, quality: float) -> int:
+    """Exact size in bytes of the stream at ``quality``, without packing it."""
+    retain_coefficients(frame)
+    return coded_size(frame, *quantize_frame(frame, quality))
+
+
+def _payload(plane: QuantizedPlane) -> bytes:
+    return runlength.pack(plane.dc_residuals, plane.levels, plane.tables, plane.counts, plane.last_nonzero)
+
+
+def pack_frame(frame: TransformedFrame, step: float, planes: list[QuantizedPlane]) -> bytes:
     segments = tuple(
-        container_v2.PlaneSegmentV2(q.tables, runlength.pack(q.dc_residuals, q.levels, q.tables)) for q in planes
+        container_v2.PlaneSegmentV2(q.tables, _payload(q))
+        for q in planes
     )
     units = container_v2.rounding_units(frame.profile.rounding)
     return container_v2.write_stream(container_v2.StreamV2(_header(frame, step), units, segments))
 
 
+def code_frame(frame: TransformedFrame, quality: float) -> bytes:
+    return pack_frame(frame, *quantize_frame(frame, quality))
+
+
 def fit_budget(frame: TransformedFrame, max_bytes: int) -> bytes:
-    """The stream of the finest quality that fits ``max_bytes`` (within 3% under it)."""
-    quality, _ = ratecontrol.fit_quality(lambda q: stream_size(frame, q), max_bytes)
-    return code_frame(frame, quality)
+    """The stream of the finest quality that fits ``max_bytes`` (within 3% under it).
+
+    The finest pass that fits so far is kept whole, so that the answer is packed without
+    quantizing again.
+    """
+    retain_coefficients(frame)
+    finest: dict[float, tuple[float, list[QuantizedPlane]]] = {}
+
+    def size_at(quality: float) -> int:
+        step, planes = quantize_frame(frame, quality)
+        size = coded_size(frame, step, planes)
+        if size <= max_bytes and all(quality < q for q in finest):
+            finest.clear()
+            finest[quality] = (step, planes)
+        return size
+
+    quality, _ = ratecontrol.fit_quality(size_at, max_bytes)
+    return pack_frame(frame, *finest[quality]) if quality in finest else code_frame(frame, quality)
 
 
 def encode(
@@ -108,12 +166,67 @@ def encode(
     max_bytes: int | None = None,
     profile: str,
     backend: str | None = None,
+    scale: int | None = None,
 ) -> bytes:
-    """Compress an image with transform profile ``profile`` (see :func:`encoder.encode`)."""
+    """Compress an image with transform profile ``profile`` (see :func:`encoder.encode`).
+
+    ``scale`` 1 or 2 forces full or half resolution (offline tools, tests); by default the
+    profile's rule (resample.HalfResolution.pays) chooses half resolution from the budget.
+    """
     if quality is not None and (bpp is not None or max_bytes is not None):
         raise ValueError("give quality or a byte budget (bpp / max_bytes), not both")
-    frame = transform_frame(image, get_transform_profile(profile), backend)
+    transform_profile = get_transform_profile(profile)
+    if scale is None:
+        scale = chosen_scale(transform_profile, image, bpp, max_bytes)
+    if scale == resample.HALF:
+        return encode_half(image, transform_profile, quality, bpp, max_bytes, backend)
+    if scale != resample.FULL:
+        raise ValueError(f"scale must be {resample.FULL} or {resample.HALF}, got {scale}")
+    frame = transform_frame(image, transform_profile, backend)
     budget = budget_bytes(frame.height * frame.width, bpp, max_bytes)
     if budget is not None:
         return fit_budget(frame, budget)
     return code_frame(frame, 1.0 if quality is None else quality)
+
+
+def chosen_scale(profile: TransformProfile, image: np.ndarray, bpp: float | None, max_bytes: int | None) -> int:
+    """Half resolution when the profile has it, a budget is given and its rule says it pays."""
+    if profile.half is None or (bpp is None and max_bytes is None):
+        return resample.FULL
+    if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
+        return resample.FULL  # the full-resolution path reports what is wrong with it
+    height, width = image.shape[:2]
+    budget = budget_bytes(height * width, bpp, max_bytes)
+    return resample.HALF if profile.half.pays(height, width, image.ndim == 3, budget) else resample.FULL
+
+
+def encode_half(
+    image: np.ndarray,
+    profile: TransformProfile,
+    quality: float | None,
+    bpp: float | None,
+    max_bytes: int | None,
+    backend: str | None,
+) -> bytes:
+    """A version 3 stream of the frame coded at half resolution, within the full frame's budget.
+
+    The half-size frame is coded as a version 2 stream one byte (the scale) under budget,
+    then re-labelled: version 3, the output size, coded scale 2 and the fingerprint that
+    names the upsampler too.
+    """
+    if profile.half is None:
+        raise ModelError(f"profile '{profile.name}' has no half-resolution model")
+    frame = transform_frame(resample.downsample(image), profile, backend)
+    budget = budget_bytes(image.shape[0] * image.shape[1], bpp, max_bytes)
+    if budget is not None:  # as fit_budget, each size counting the scale byte
+        quality, _ = ratecontrol.fit_quality(lambda q: stream_size(frame, q) + container_v2.SCALE_BYTES, budget)
+    inner = code_frame(frame, 1.0 if quality is None else quality)
+    stream = container_v2.read_stream(inner)
+    header = replace(
+        stream.header,
+        version=SCALED_FORMAT_VERSION,
+        width=image.shape[1],
+        height=image.shape[0],
+        model_fingerprint=profile.stream_fingerprint(SCALED_FORMAT_VERSION),
+    )
+    return container_v2.write_stream(replace(stream, header=header, scale=resample.HALF))

@@ -12,13 +12,19 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from .bitstream import StreamHeader
 from .blocking import BLOCK_PIXELS
 from .errors import ModelError, QpvError
 from .models import LinearAutoencoder, load_autoencoder, load_manifest
 from .profiles import MAX_QUALITY, MIN_QUALITY
+from .resample import HalfResolution, load_half_resolution
 from .restoration import RestorationModel, load_restoration
 
 FORMAT_VERSION = 2
+# Stream versions these profiles write and read: 2 (full resolution), 3 (format 2 plus
+# a coded scale, written for half-resolution frames; resample.py).
+SCALED_FORMAT_VERSION = 3
+STREAM_VERSIONS = (FORMAT_VERSION, SCALED_FORMAT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -29,11 +35,32 @@ class TransformProfile:
     restoration: RestorationModel
     base_step: float
     rounding: float  # dead-zone rounding offset of AC levels, in (0, 1/2]
+    half: HalfResolution | None = None  # upsampler and rule of version 3 streams, if any
+    # Version 2 fingerprints of earlier model sets with this basis (their streams decode).
+    earlier_fingerprints: tuple[bytes, ...] = ()
 
     @property
     def fingerprint(self) -> bytes:
-        """4 bytes naming the basis and restoration weights, checked on decode."""
-        return hashlib.sha256((self.basis.sha256 + self.restoration.sha256).encode("ascii")).digest()[:4]
+        """4 bytes naming what the encoder used, checked on decode: the basis.
+
+        The restoration model is the decoder's own choice (it only estimates what the
+        levels leave open), so retraining it keeps every stream of this basis decodable.
+        """
+        return hashlib.sha256(self.basis.sha256.encode("ascii")).digest()[:4]
+
+    def decodes_earlier(self, header: StreamHeader) -> bool:
+        """Whether ``header`` is a version 2 stream of an earlier model set with this basis:
+        until restoration was left out of it, the fingerprint also named the restoration
+        model (``earlier_fingerprints`` in the manifest lists those of this basis)."""
+        return header.version == FORMAT_VERSION and header.model_fingerprint in self.earlier_fingerprints
+
+    def stream_fingerprint(self, version: int) -> bytes:
+        """The header's fingerprint: version 3 streams name the upsampler too."""
+        if version == FORMAT_VERSION:
+            return self.fingerprint
+        if self.half is None:
+            raise ModelError(f"profile '{self.name}' has no half-resolution model for version {version} streams")
+        return hashlib.sha256(self.fingerprint + self.half.sha256.encode("ascii")).digest()[:4]
 
     def step(self, quality: float) -> float:
         if not MIN_QUALITY <= quality <= MAX_QUALITY:
@@ -70,4 +97,18 @@ def _bind(name: str, entry: dict) -> TransformProfile:
     base_step, rounding = float(entry["base_steps"][0]), float(entry["rounding"])
     if not (0 < base_step and 0 < rounding <= 0.5):
         raise ModelError(f"profile '{name}': invalid base step {base_step} or rounding {rounding}")
-    return TransformProfile(name, int(entry["id"]), basis, load_restoration(entry["restoration"]), base_step, rounding)
+    half = load_half_resolution(entry["half_resolution"]) if "half_resolution" in entry else None
+    earlier = _fingerprints(name, entry.get("earlier_fingerprints", []))
+    restoration = load_restoration(entry["restoration"])
+    return TransformProfile(name, int(entry["id"]), basis, restoration, base_step, rounding, half, earlier)
+
+
+def _fingerprints(name: str, listed: object) -> tuple[bytes, ...]:
+    """Hex fingerprints from the manifest, each 4 bytes."""
+    try:
+        fingerprints = tuple(bytes.fromhex(text) for text in listed)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        fingerprints = None
+    if fingerprints is None or any(len(f) != 4 for f in fingerprints):
+        raise ModelError(f"profile '{name}': earlier_fingerprints must be a list of 8-digit hex strings")
+    return fingerprints

@@ -10,7 +10,8 @@ per zero.
 
 Extra bits follow JPEG: a value ``v`` of size ``s`` is sent as ``v`` if positive, else
 ``v + 2^s - 1`` (so the leading bit tells the sign). The numba kernels trust their
-arrays; the wrappers validate tables and levels first, and the unpack kernel bounds
+arrays' shapes (the wrappers check them); the count and pack kernels check every value
+they code (one too big for its size category stops them), and the unpack kernel bounds
 every read by the payload length and reports defects as a status code.
 """
 
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .blocking import BLOCK_PIXELS
 from .bitio import (
     MAX_CODE_LENGTH,
     STATUS_BAD_CODE,
@@ -33,6 +33,7 @@ from .bitio import (
     put_bits,
     read_bits,
 )
+from .blocking import BLOCK_PIXELS
 from .errors import CorruptStreamError
 from .huffman import HuffmanTable, code_lengths
 
@@ -44,6 +45,10 @@ MAX_SIZE = 15
 MAX_VALUE = (1 << MAX_SIZE) - 1
 DC_ALPHABET = MAX_SIZE + 1
 AC_ALPHABET = 256
+# Most bytes one block can take: a DC code and 63 AC codes (plus at most 3 ZRL and an
+# EOB), each code at most MAX_CODE_LENGTH bits and MAX_SIZE extra bits.
+MAX_BLOCK_BYTES = ((64 + 4) * (MAX_CODE_LENGTH + MAX_SIZE) + 7) // 8
+_TOO_BIG = f"a DC residual or AC level exceeds {MAX_VALUE}"
 
 UNPACK_RUN_PAST_BLOCK = 3
 _UNPACK_MESSAGES = {
@@ -62,8 +67,9 @@ class PlaneTables:
 
 
 @numba.njit(cache=True)
-def _size(value):
-    magnitude = abs(value)
+def size_category(value):
+    """Bit length of |value|: the size category of its symbol (0 for 0)."""
+    magnitude = abs(np.int64(value))  # widened first: abs(int16 -32768) would stay negative
     size = 0
     while magnitude:
         magnitude >>= 1
@@ -80,12 +86,31 @@ def _last_nonzero(levels, b):
 
 
 @numba.njit(cache=True)
-def _count_kernel(dc_residuals, levels, dc_hist, ac_hist):
-    extra = 0
+def _last_nonzero_kernel(levels, out):
     for b in range(levels.shape[0]):
-        size = _size(dc_residuals[b])
+        out[b] = _last_nonzero(levels, b)
+
+
+@numba.njit(cache=True)
+def _count_dc(dc_residuals, dc_hist):
+    """Add the DC size symbols to ``dc_hist``; their extra bits, or -1 if a residual is too big."""
+    extra = 0
+    for b in range(dc_residuals.shape[0]):
+        size = size_category(dc_residuals[b])
+        if size > MAX_SIZE:
+            return -1
         dc_hist[size] += 1
         extra += size
+    return extra
+
+
+@numba.njit(cache=True)
+def _count_kernel(dc_residuals, levels, dc_hist, ac_hist):
+    """Add the plane's symbols to the histograms; the extra bits, or -1 if a value is too big."""
+    extra = _count_dc(dc_residuals, dc_hist)
+    if extra < 0:
+        return -1
+    for b in range(levels.shape[0]):
         last = _last_nonzero(levels, b)
         run = 0
         for j in range(1, last + 1):
@@ -96,7 +121,9 @@ def _count_kernel(dc_residuals, levels, dc_hist, ac_hist):
             while run > MAX_RUN:
                 ac_hist[ZRL] += 1
                 run -= MAX_RUN + 1
-            size = _size(v)
+            size = size_category(v)
+            if size > MAX_SIZE:
+                return -1
             ac_hist[run * 16 + size] += 1
             extra += size
             run = 0
@@ -112,16 +139,27 @@ def _extra_bits(value, size):
 
 
 @numba.njit(cache=True)
-def _pack_kernel(dc_residuals, levels, dc_codes, dc_lengths, ac_codes, ac_lengths, out):
+def _pack_kernel(dc_residuals, levels, last_nonzero, dc_codes, dc_lengths, ac_codes, ac_lengths, out):
+    """Write the blocks into ``out``, which ends MAX_BLOCK_BYTES past the expected payload;
+    the bytes written, or -1 (a value too big to code, a last non-zero index outside the
+    block, or more bits than expected)."""
     pos, acc, held = 0, 0, 0
     k = levels.shape[1]
     for b in range(levels.shape[0]):
+        if pos + MAX_BLOCK_BYTES > out.shape[0]:
+            return -1
         # Each block: DC size symbol + extra bits, then (run, size) AC symbols.
         r = dc_residuals[b]
-        size = _size(r)
-        pos, acc, held = put_bits(out, pos, acc, held, dc_codes[size], dc_lengths[size])
-        pos, acc, held = put_bits(out, pos, acc, held, _extra_bits(r, size), size)
-        last = _last_nonzero(levels, b)
+        size = size_category(r)
+        if size > MAX_SIZE:
+            return -1
+        # A code and its extra bits (at most 15 + 15 bits) go in one call: fewer calls,
+        # each of which passes ``out`` with its reference counting.
+        code = (dc_codes[size] << size) | _extra_bits(r, size)
+        pos, acc, held = put_bits(out, pos, acc, held, code, dc_lengths[size] + size)
+        last = last_nonzero[b]
+        if not 0 <= last < k:
+            return -1
         run = 0
         for j in range(1, last + 1):
             v = levels[b, j]
@@ -131,14 +169,16 @@ def _pack_kernel(dc_residuals, levels, dc_codes, dc_lengths, ac_codes, ac_length
             while run > MAX_RUN:
                 pos, acc, held = put_bits(out, pos, acc, held, ac_codes[ZRL], ac_lengths[ZRL])
                 run -= MAX_RUN + 1
-            size = _size(v)
+            size = size_category(v)
+            if size > MAX_SIZE:
+                return -1
             symbol = run * 16 + size
-            pos, acc, held = put_bits(out, pos, acc, held, ac_codes[symbol], ac_lengths[symbol])
-            pos, acc, held = put_bits(out, pos, acc, held, _extra_bits(v, size), size)
+            code = (ac_codes[symbol] << size) | _extra_bits(v, size)
+            pos, acc, held = put_bits(out, pos, acc, held, code, ac_lengths[symbol] + size)
             run = 0
         if last < k - 1:
             pos, acc, held = put_bits(out, pos, acc, held, ac_codes[EOB], ac_lengths[EOB])
-    flush_bits(out, pos, acc, held)
+    return flush_bits(out, pos, acc, held)
 
 
 @numba.njit(cache=True)
@@ -198,15 +238,26 @@ def _encoder_arrays(table: HuffmanTable, alphabet: int) -> tuple[np.ndarray, np.
 
 
 def _check_levels(dc_residuals: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    dc_residuals = np.ascontiguousarray(dc_residuals, dtype=np.int64)
-    levels = np.ascontiguousarray(levels, dtype=np.int64)
+    """Integer arrays of the right shapes; the kernels check the values as they go."""
+    dc_residuals, levels = np.asarray(dc_residuals), np.asarray(levels)
+    if not (np.issubdtype(dc_residuals.dtype, np.integer) and np.issubdtype(levels.dtype, np.integer)):
+        raise ValueError("DC residuals and levels must be integers")
     if levels.ndim != 2 or levels.shape[1] != BLOCK_PIXELS or dc_residuals.shape != (levels.shape[0],):
         raise ValueError(f"expected (n,) DC residuals and (n, {BLOCK_PIXELS}) levels")
-    if dc_residuals.size and np.abs(dc_residuals).max() > MAX_VALUE:
-        raise ValueError(f"a DC residual exceeds {MAX_VALUE}")
-    if levels.size and np.abs(levels[:, 1:]).max() > MAX_VALUE:
-        raise ValueError(f"an AC level exceeds {MAX_VALUE}")
-    return dc_residuals, levels
+    # int16/int32/int64 levels are coded as they are (no widening copy of a whole plane).
+    return np.ascontiguousarray(dc_residuals, dtype=np.int64), np.ascontiguousarray(levels)
+
+
+def dc_symbol_counts(dc_residuals: np.ndarray) -> tuple[np.ndarray, int]:
+    """(DC histogram, DC extra bits) of a plane's DC residuals."""
+    dc_residuals = np.ascontiguousarray(dc_residuals, dtype=np.int64)
+    if dc_residuals.ndim != 1:
+        raise ValueError("expected (n,) DC residuals")
+    dc_hist = np.zeros(DC_ALPHABET, dtype=np.int64)
+    extra = _count_dc(dc_residuals, dc_hist)
+    if extra < 0:
+        raise ValueError(_TOO_BIG)
+    return dc_hist, int(extra)
 
 
 def symbol_counts(dc_residuals: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -215,6 +266,8 @@ def symbol_counts(dc_residuals: np.ndarray, levels: np.ndarray) -> tuple[np.ndar
     dc_hist = np.zeros(DC_ALPHABET, dtype=np.int64)
     ac_hist = np.zeros(AC_ALPHABET, dtype=np.int64)
     extra = _count_kernel(dc_residuals, levels, dc_hist, ac_hist)
+    if extra < 0:
+        raise ValueError(_TOO_BIG)
     return dc_hist, ac_hist, int(extra)
 
 
@@ -234,23 +287,45 @@ def _table_from_counts(counts: np.ndarray) -> HuffmanTable:
 def payload_bits(dc_hist: np.ndarray, ac_hist: np.ndarray, extra: int, tables: PlaneTables) -> int:
     """Exact payload size in bits for histograms coded with ``tables``."""
     total = extra
-    for hist, table, alphabet in ((dc_hist, tables.dc, DC_ALPHABET), (ac_hist, tables.ac, AC_ALPHABET)):
-        _, lengths = _encoder_arrays(table, alphabet)
+    for hist, table in ((dc_hist, tables.dc), (ac_hist, tables.ac)):
+        lengths = np.zeros(len(hist), dtype=np.int64)
+        span = slice(table.min_symbol, table.min_symbol + len(table.lengths))
+        lengths[span] = table.lengths[: len(lengths[span])]
         if np.any((hist > 0) & (lengths == 0)):
             raise ValueError("a symbol has no code in its table")
         total += int(np.dot(hist, lengths))
     return total
 
 
-def pack(dc_residuals: np.ndarray, levels: np.ndarray, tables: PlaneTables) -> bytes:
-    """Code every block of a plane in raster order; zero-pad the last byte."""
+def pack(
+    dc_residuals: np.ndarray,
+    levels: np.ndarray,
+    tables: PlaneTables,
+    counts: tuple[np.ndarray, np.ndarray, int] | None = None,
+    last_nonzero: np.ndarray | None = None,
+) -> bytes:
+    """Code every block of a plane in raster order; zero-pad the last byte.
+
+    The encoder passes what its quantizer already knows, so that nothing is counted or
+    scanned twice: ``counts``, the plane's :func:`symbol_counts`, and ``last_nonzero``,
+    each block's last non-zero AC index (0 if none). ValueError if they do not match the
+    levels.
+    """
     dc_residuals, levels = _check_levels(dc_residuals, levels)
-    dc_hist = np.zeros(DC_ALPHABET, dtype=np.int64)
-    ac_hist = np.zeros(AC_ALPHABET, dtype=np.int64)
-    extra = _count_kernel(dc_residuals, levels, dc_hist, ac_hist)
-    out = np.zeros((payload_bits(dc_hist, ac_hist, extra, tables) + 7) // 8, dtype=np.uint8)
-    _pack_kernel(dc_residuals, levels, *_encoder_arrays(tables.dc, DC_ALPHABET), *_encoder_arrays(tables.ac, AC_ALPHABET), out)
-    return out.tobytes()
+    if counts is None:
+        counts = symbol_counts(dc_residuals, levels)
+    if last_nonzero is None:
+        last_nonzero = np.empty(levels.shape[0], dtype=np.int64)
+        _last_nonzero_kernel(levels, last_nonzero)
+    last_nonzero = np.ascontiguousarray(last_nonzero)
+    if last_nonzero.shape != dc_residuals.shape or not np.issubdtype(last_nonzero.dtype, np.integer):
+        raise ValueError("expected one integer last non-zero index per block")
+    size = (payload_bits(*counts, tables) + 7) // 8
+    out = np.zeros(size + MAX_BLOCK_BYTES, dtype=np.uint8)
+    dc_arrays, ac_arrays = _encoder_arrays(tables.dc, DC_ALPHABET), _encoder_arrays(tables.ac, AC_ALPHABET)
+    if _pack_kernel(dc_residuals, levels, last_nonzero, *dc_arrays, *ac_arrays, out) != size:
+        raise ValueError("the levels do not match their symbol counts or last non-zero indices")
+    return out[:size].tobytes()
 
 
 def check_tables(tables: PlaneTables) -> None:

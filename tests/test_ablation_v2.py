@@ -1,0 +1,56 @@
+"""export/ablation_v2.py measures what the codec does: its stream sizes and decoded images
+are the encoder's and decoder's, its split keeps held-out images out of fitting, and its
+alternative parts (DCT basis, coding without zero runs) are what they claim to be."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from export import ablation_v2, train_v2
+from firmware_py import datasets
+from firmware_py.codec import decode, encode, read_header, runlength
+from firmware_py.codec.profile_v2 import get_transform_profile
+
+from codec_helpers import crop
+
+KLT = ablation_v2.VARIANTS[0]
+
+
+@pytest.mark.parametrize("quality", [0.5, 2.0])
+def test_sizes_and_decoded_images_are_the_codecs(lena2, quality):
+    image = crop(lena2, 72, 104)
+    stream = encode(image, quality=quality, profile="klt")
+    profile = get_transform_profile("klt")
+    step = read_header(stream).steps[0]
+    plane = train_v2.plane_coefficients(image, profile.basis)
+    levels = train_v2.levels_at(plane, step, profile.rounding)
+    assert ablation_v2.stream_bytes(levels, plane, image.shape, step, KLT) == len(stream)
+    decoded = ablation_v2.decoded_image(
+        levels, step, profile.rounding, plane, image.shape, profile.basis, profile.restoration
+    )
+    np.testing.assert_array_equal(decoded, decode(stream))
+
+
+def test_held_out_images_are_every_fourth_training_image_and_never_fitted():
+    paths = datasets.training_images()
+    fit, held = train_v2.split_training(paths)
+    assert held == paths[3::4] and not set(fit) & set(held) and sorted(fit + held) == paths
+    assert not {p.name for p in fit + held} & set(datasets.PAPER_TEST_IMAGES)
+
+
+def test_dct_basis_is_orthonormal_in_zigzag_order():
+    basis = ablation_v2.dct_basis()
+    np.testing.assert_allclose(basis @ basis.T, np.eye(64), atol=1e-12)
+    np.testing.assert_allclose(basis[0], np.full(64, 1 / 8))
+    ramp = np.tile(np.arange(8.0), 8)  # varies along a row only: the (0, 1) cosine, zigzag position 1
+    assert np.argmax(np.abs(basis[1:] @ (ramp - ramp.mean()))) == 0
+
+
+def test_coding_without_zero_runs_costs_more_on_sparse_blocks():
+    levels = np.zeros((200, 64), dtype=np.int64)
+    levels[::3, 40] = 1
+    levels[::5, 2] = -3
+    dc_hist, ac_hist, _ = runlength.symbol_counts(np.zeros(200, dtype=np.int64), levels)
+    with_runs = runlength.payload_bits(np.zeros_like(dc_hist), ac_hist, 0, runlength.tables_for(dc_hist, ac_hist))
+    assert ablation_v2.ac_bits_without_runs(levels) > with_runs
