@@ -63,7 +63,7 @@ from firmware_py.codec import (
 from firmware_py.codec.bitstream import ColourMode, StreamHeader
 from firmware_py.codec.encoder_v2 import PlaneCoefficients
 from firmware_py.codec.models import LinearAutoencoder
-from firmware_py.codec.profile_v2 import FORMAT_VERSION
+from firmware_py.codec.profile_v2 import SCALED_FORMAT_VERSION
 from firmware_py.fsutil import write_atomically
 
 TARGETS = (0.05, 0.1, 0.15, 0.25)
@@ -163,7 +163,7 @@ def plane_segment_bytes(levels: np.ndarray, rows: int, cols: int, variant: Varia
 def stream_bytes(
     levels: np.ndarray, plane: PlaneCoefficients, shape: tuple[int, int], step: float, variant: Variant
 ) -> int:
-    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), FORMAT_VERSION)
+    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), SCALED_FORMAT_VERSION)
     return container_v2.overhead_size(header) + plane_segment_bytes(levels, plane.rows, plane.cols, variant)
 
 

@@ -94,3 +94,22 @@ def replace_field(stream: bytes, name: str, value: bytes) -> bytes:
     span = field(stream, name)
     assert len(value) == span.stop - span.start
     return reseal(stream[: span.start] + value + stream[span.stop :])
+
+
+def as_version_2(stream: bytes) -> bytes:
+    """The version 2 stream of a full-resolution gray klt stream (version 3).
+
+    Version 2 is version 3 of a gray frame without the coded-scale byte and with the
+    version 2 fingerprint, which is how the klt encoder wrote full-resolution frames
+    before version 3; the tests use it to keep those streams decodable.
+    """
+    from dataclasses import replace
+
+    from firmware_py.codec import container_v2
+    from firmware_py.codec.profile_v2 import FORMAT_VERSION, transform_profile_by_id
+
+    parsed = container_v2.read_stream(stream)
+    assert parsed.scale == 1 and len(parsed.header.steps) == 1, "only full-resolution gray streams have a v2 twin"
+    profile = transform_profile_by_id(parsed.header.profile_id)
+    header = replace(parsed.header, version=FORMAT_VERSION, model_fingerprint=profile.stream_fingerprint(FORMAT_VERSION))
+    return container_v2.write_stream(replace(parsed, header=header))

@@ -26,10 +26,10 @@ from firmware_py.codec import (
 )
 from firmware_py.codec.profile_v2 import get_transform_profile
 
-from codec_helpers import crop, reseal
+from codec_helpers import as_version_2, crop, reseal
 
 PROFILE = "klt"
-SCALE_OFFSET = 16 + 4 + 1  # fixed header, one step, dead-zone offset
+SCALE_OFFSET = 16 + 2 * 4 + 1  # fixed header, luma and chroma steps, dead-zone offset (colour)
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +93,8 @@ def test_inputs_are_validated_before_the_kernels(half):
 def test_round_trip_any_size_both_scales(lena2, kodim23, height, width, scale):
     for image in (crop(lena2, height, width), crop(kodim23, height, width)):
         stream = encoder_v2.encode(image, quality=1.0, profile=PROFILE, scale=scale)
-        assert read_header(stream).version == (2 if scale == resample.FULL else 3)
+        header = read_header(stream)
+        assert header.version == 3 and len(header.steps) == (1 if image.ndim == 2 else 2)
         assert container_v2.read_stream(stream).scale == scale
         decoded = decode(stream)
         assert decoded.shape == image.shape and decoded.dtype == np.uint8
@@ -125,16 +126,16 @@ def test_rule_picks_half_only_for_low_budgets_of_large_enough_frames(half):
 def test_encode_chooses_the_scale_by_the_rule(lena2, half):
     image = crop(lena2, 256, 256)
     low, high = 0.5 * half.gray_below_bpp, 2 * half.gray_below_bpp
-    assert read_header(encode(image, bpp=low, profile=PROFILE)).version == 3
-    assert read_header(encode(image, bpp=high, profile=PROFILE)).version == 2
-    assert read_header(encode(image, quality=8.0, profile=PROFILE)).version == 2  # no budget: full
+    assert container_v2.read_stream(encode(image, bpp=low, profile=PROFILE)).scale == resample.HALF
+    assert container_v2.read_stream(encode(image, bpp=high, profile=PROFILE)).scale == resample.FULL
+    assert container_v2.read_stream(encode(image, quality=8.0, profile=PROFILE)).scale == resample.FULL  # no budget
 
 
 @pytest.mark.parametrize(("height", "width"), [(3, 5), (17, 9), (40, 300)])
 def test_small_frames_stay_at_full_resolution(lena2, height, width):
     image = crop(lena2, height, width)
     stream = encode(image, max_bytes=400, profile=PROFILE)
-    assert read_header(stream).version == 2
+    assert container_v2.read_stream(stream).scale == resample.FULL
 
 
 @pytest.mark.parametrize("bpp", [0.03, 0.04, 0.05, 0.07])
@@ -213,7 +214,7 @@ def test_modified_upsampler_artifact_is_refused(models_copy):
 
 def test_version_2_streams_still_decode(lena2):
     image = crop(lena2, 64, 96)
-    stream = encoder_v2.encode(image, bpp=0.5, profile=PROFILE, scale=resample.FULL)
+    stream = as_version_2(encoder_v2.encode(image, bpp=0.5, profile=PROFILE, scale=resample.FULL))
     assert read_header(stream).version == 2 and container_v2.read_stream(stream).scale == 1
     assert metrics.psnr(image, decode(stream)) > 25
 
@@ -222,6 +223,8 @@ def test_version_byte_flipped_between_2_and_3_is_corrupt(half_stream, lena2):
     """The version byte must agree with the fingerprint and the profile: 3 -> 2, 2 -> 3, and
     either to 1 (a seed-profile layout) is damage, not a model mismatch."""
     full_stream = encoder_v2.encode(crop(lena2, 64, 96), quality=1.0, profile=PROFILE, scale=resample.FULL)
-    for stream, version in ((half_stream, 2), (half_stream, 1), (full_stream, 3), (full_stream, 1)):
+    v2_stream = as_version_2(full_stream)
+    cases = ((half_stream, 2), (half_stream, 1), (full_stream, 2), (full_stream, 1), (v2_stream, 3), (v2_stream, 1))
+    for stream, version in cases:
         with pytest.raises(CorruptStreamError):
             decode(reseal(stream[:4] + bytes([version]) + stream[5:]))

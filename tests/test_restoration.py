@@ -16,7 +16,7 @@ from firmware_py import metrics
 from firmware_py.codec import ModelError, blocking, deadzone, decode, encode, models, restoration, transform
 from firmware_py.codec.profile_v2 import get_transform_profile
 
-from codec_helpers import crop, header_span, reseal
+from codec_helpers import as_version_2, crop, header_span, reseal
 
 PROFILE = "klt"
 
@@ -124,7 +124,7 @@ def test_retrained_restoration_still_decodes_existing_streams(models_copy, gray_
 
 
 def test_stream_with_the_earlier_fingerprint_decodes_like_a_current_one(gray_crop):
-    stream = encode(gray_crop, quality=1.0, profile=PROFILE)
+    stream = as_version_2(encode(gray_crop, quality=1.0, profile=PROFILE))
     profile = get_transform_profile(PROFILE)
     (earlier,) = train_v2.earlier_fingerprints(profile.basis.sha256)
     assert profile.earlier_fingerprints == (bytes.fromhex(earlier),)

@@ -23,6 +23,23 @@ _YCBCR_TO_RGB = np.linalg.inv(_RGB_TO_YCBCR)
 _CHROMA_OFFSET = (0.0, 128.0, 128.0)
 
 
+def _chroma_step_ratio() -> float:
+    """The chroma quantizer step, relative to luma, that minimises RGB mean squared error.
+
+    A chroma sample's error reaches 4 RGB pixels (4:2:0), in each of R, G and B with the
+    weight of its column of the YCbCr -> RGB matrix, so it costs 4 * w times a luma
+    error (w: mean squared column entry over the chroma columns and R, G, B). Equal
+    distortion slopes give step_c / step_y = 1 / sqrt(4 * w), about 0.51. Measured on the
+    colour training images (klt, RGB PSNR), ratios of 0.4 / 0.5 / 0.65 / 0.8 save 7.4 /
+    8.0 / 6.7 / 4.2 % BD-rate against equal steps.
+    """
+    weight = float(np.mean(_YCBCR_TO_RGB[:, 1:] ** 2))
+    return 1.0 / float(np.sqrt(4.0 * weight))
+
+
+CHROMA_STEP_RATIO = _chroma_step_ratio()
+
+
 def chroma_shape(height: int, width: int) -> tuple[int, int]:
     return (height + 1) // 2, (width + 1) // 2
 

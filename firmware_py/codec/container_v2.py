@@ -1,7 +1,8 @@
 """The format version 2 stream: shared fixed header, dead-zone offset, and per plane a DC
 and an AC Huffman table and a run-length payload (docs/FORMAT.md, "Format version 2").
-Version 3 is the same with a coded-scale byte after the dead-zone offset: its planes code
-the frame at 1/scale of the header's size (docs/FORMAT.md, "Format version 3").
+Version 3 is the same with one quantizer step per plane kind (luma; chroma in colour
+streams) and a coded-scale byte after the dead-zone offset: its planes code the frame at
+1/scale of the header's size (docs/FORMAT.md, "Format version 3").
 
 Parsing validates every field (CRC first, via the shared header parser) before anything
 downstream allocates or decodes.
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 
 from .bitstream import (
     LENGTH_PREFIX_BYTES,
+    ColourMode,
     StreamHeader,
     check_consumed,
     length_prefixed,
@@ -44,7 +46,7 @@ class PlaneSegmentV2:
 
 @dataclass(frozen=True)
 class StreamV2:
-    header: StreamHeader  # version 2 or 3, one class: steps = (step,)
+    header: StreamHeader  # version 2: steps = (step,); version 3: one step per plane kind
     rounding_units: int
     planes: tuple[PlaneSegmentV2, ...]
     scale: int = 1  # coded scale; version 3 streams store it, version 2 streams are 1
@@ -56,6 +58,18 @@ class StreamV2:
     @property
     def rounding(self) -> float:
         return self.rounding_units / ROUNDING_UNITS
+
+
+def step_count(header: StreamHeader) -> int:
+    """Steps a stream carries: version 3 has one per plane kind, version 2 one in all."""
+    if header.version == SCALED_VERSION and header.colour is not ColourMode.GRAY:
+        return 2
+    return 1
+
+
+def plane_step(steps: tuple[float, ...], plane_index: int) -> float:
+    """Plane 0 (luma or gray) uses the first step, both chroma planes the last."""
+    return steps[min(plane_index, len(steps) - 1)]
 
 
 def rounding_units(rounding: float) -> int:
@@ -88,8 +102,13 @@ def write_stream(stream: StreamV2) -> bytes:
 def read_stream(data: bytes) -> StreamV2:
     view = memoryview(data)
     header, offset = parse_header(view)
-    if header.version not in (2, SCALED_VERSION) or header.class_count != 1:
-        raise CorruptStreamError(f"not a version 2 or 3 stream with one step (version {header.version})")
+    if header.version not in (2, SCALED_VERSION):
+        raise CorruptStreamError(f"not a version 2 or 3 stream (version {header.version})")
+    if header.class_count != step_count(header):
+        raise CorruptStreamError(
+            f"a version {header.version} {header.colour.name.lower()} stream has {step_count(header)} steps, "
+            f"not {header.class_count}"
+        )
     end = len(view) - _CRC_BYTES
     if offset + _ROUNDING.size > end:
         raise CorruptStreamError("stream ends before the dead-zone offset")

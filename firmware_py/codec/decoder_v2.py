@@ -52,14 +52,19 @@ def decode(data: bytes) -> np.ndarray:
     """
     stream = container_v2.read_stream(bytes(data))
     profile = profile_for(stream)
-    header, step = stream.header, stream.header.steps[0]
+    header = stream.header
+    if stream.scale == resample.HALF and profile.half is None:
+        raise CorruptStreamError(f"half-resolution stream, but profile '{profile.name}' has no upsampler")
+    if stream.scale == resample.HALF and profile.half is None:
+        raise CorruptStreamError(f"half-resolution stream, but profile '{profile.name}' has no upsampler")
     height, width = resample.coded_size(header.height, header.width, stream.scale)
     shapes = header.colour.plane_shapes(height, width)
     # Decode every plane's levels first: nothing is reconstructed from a damaged stream.
     grids = [blocking.block_grid(h, w) for h, w in shapes]
     all_levels = [decode_levels(seg, rows, cols) for seg, (rows, cols) in zip(stream.planes, grids)]
     planes = []
-    for levels, (rows, cols), (h, w) in zip(all_levels, grids, shapes):
+    for index, (levels, (rows, cols), (h, w)) in enumerate(zip(all_levels, grids, shapes)):
+        step = container_v2.plane_step(header.steps, index)
         coefficients = restoration.restore(levels, step, stream.rounding, rows, cols, profile.restoration)
         plane = blocking.blocks_to_plane(transform.synthesise(coefficients, profile.basis), h, w)
         planes.append(restoration.deblock(plane, step, profile.restoration))

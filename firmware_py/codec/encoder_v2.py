@@ -11,18 +11,18 @@ is within 3% under the budget, then packs once, reusing the counts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from . import blockcoder, blocking, container_v2, prediction, ratecontrol, resample, runlength
+from . import blockcoder, blocking, color, container_v2, prediction, ratecontrol, resample, runlength
 from .backends import Backend, get_backend
 from .backends.numba_backend import NumbaBackend
 from .bitstream import ColourMode, StreamHeader
 from .encoder import budget_bytes, image_planes
 from .errors import ModelError
 from .models import LinearAutoencoder
-from .profile_v2 import FORMAT_VERSION, SCALED_FORMAT_VERSION, TransformProfile, get_transform_profile
+from .profile_v2 import SCALED_FORMAT_VERSION, TransformProfile, get_transform_profile
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,10 @@ class PlaneCoefficients:
 class TransformedFrame:
     profile: TransformProfile
     colour: ColourMode
-    height: int
+    height: int  # the output frame's size; the planes code it at 1/scale of it
     width: int
     planes: tuple[blockcoder.BlockCoefficients, ...]
+    scale: int = resample.FULL
 
 
 @dataclass(frozen=True)
@@ -62,12 +63,19 @@ def plane_coefficients(plane: np.ndarray, basis: LinearAutoencoder, runner: Back
     return blockcoder.BlockCoefficients.complete(rows, cols, runner.analyse(blocking.plane_to_blocks(plane), basis))
 
 
-def transform_frame(image: np.ndarray, profile: TransformProfile, backend: str | None = None) -> TransformedFrame:
-    """Validate the image and set up each plane's transform (``backend``: the transform's runner)."""
-    mode, planes = image_planes(image)
+def transform_frame(
+    image: np.ndarray, profile: TransformProfile, backend: str | None = None, scale: int = resample.FULL
+) -> TransformedFrame:
+    """Validate the image and set up each plane's transform (``backend``: the transform's
+    runner), at full resolution or, for ``scale`` 2, on the 2x2-averaged frame."""
+    if scale not in container_v2.CODED_SCALES:
+        raise ValueError(f"scale must be one of {container_v2.CODED_SCALES}, got {scale}")
+    if scale == resample.HALF and profile.half is None:
+        raise ModelError(f"profile '{profile.name}' has no half-resolution model")
+    mode, planes = image_planes(image if scale == resample.FULL else resample.downsample(image))
     runner = get_backend(backend)
     coded = tuple(plane_coefficients(plane, profile.basis, runner) for plane in planes)
-    return TransformedFrame(profile, mode, image.shape[0], image.shape[1], coded)
+    return TransformedFrame(profile, mode, image.shape[0], image.shape[1], coded, scale)
 
 
 def quantize_plane(
@@ -86,24 +94,29 @@ def quantize_plane(
     return QuantizedPlane(dc_residuals, quantized.levels, quantized.last_nonzero, tables, counts, bits)
 
 
-def stream_step(profile: TransformProfile, quality: float) -> float:
-    """The step as the stream stores it (float32), so both ends use the same."""
-    return float(np.float32(profile.step(quality)))
+def stream_steps(frame: TransformedFrame, quality: float) -> tuple[float, ...]:
+    """The luma (and, in colour, chroma) step as the stream stores them (float32), so both
+    ends use the same."""
+    luma = frame.profile.step(quality)
+    steps = (luma,) if frame.colour is ColourMode.GRAY else (luma, luma * color.CHROMA_STEP_RATIO)
+    return tuple(float(np.float32(step)) for step in steps)
 
 
-def _header(frame: TransformedFrame, step: float) -> StreamHeader:
+def _header(frame: TransformedFrame, steps: tuple[float, ...]) -> StreamHeader:
     p = frame.profile
-    return StreamHeader(p.profile_id, frame.colour, frame.width, frame.height, p.fingerprint, (step,), FORMAT_VERSION)
+    fingerprint = p.stream_fingerprint(SCALED_FORMAT_VERSION)
+    return StreamHeader(p.profile_id, frame.colour, frame.width, frame.height, fingerprint, steps, SCALED_FORMAT_VERSION)
 
 
-def quantize_frame(frame: TransformedFrame, quality: float) -> tuple[float, list[QuantizedPlane]]:
-    step = stream_step(frame.profile, quality)
-    return step, [quantize_plane(p, step, frame.profile.rounding) for p in frame.planes]
+def quantize_frame(frame: TransformedFrame, quality: float) -> tuple[tuple[float, ...], list[QuantizedPlane]]:
+    steps = stream_steps(frame, quality)
+    rounding = frame.profile.rounding
+    return steps, [quantize_plane(p, container_v2.plane_step(steps, i), rounding) for i, p in enumerate(frame.planes)]
 
 
-def coded_size(frame: TransformedFrame, step: float, planes: list[QuantizedPlane]) -> int:
+def coded_size(frame: TransformedFrame, steps: tuple[float, ...], planes: list[QuantizedPlane]) -> int:
     """Exact size in bytes of the stream of quantized ``planes``, without packing them."""
-    size = container_v2.overhead_size(_header(frame, step))
+    size = container_v2.overhead_size(_header(frame, steps))
     return size + sum(container_v2.segment_size(q.tables, (q.payload_bits + 7) // 8) for q in planes)
 
 
@@ -124,13 +137,13 @@ def _payload(plane: QuantizedPlane) -> bytes:
     return runlength.pack(plane.dc_residuals, plane.levels, plane.tables, plane.counts, plane.last_nonzero)
 
 
-def pack_frame(frame: TransformedFrame, step: float, planes: list[QuantizedPlane]) -> bytes:
+def pack_frame(frame: TransformedFrame, steps: tuple[float, ...], planes: list[QuantizedPlane]) -> bytes:
     segments = tuple(
         container_v2.PlaneSegmentV2(q.tables, _payload(q))
         for q in planes
     )
     units = container_v2.rounding_units(frame.profile.rounding)
-    return container_v2.write_stream(container_v2.StreamV2(_header(frame, step), units, segments))
+    return container_v2.write_stream(container_v2.StreamV2(_header(frame, steps), units, segments, frame.scale))
 
 
 def code_frame(frame: TransformedFrame, quality: float) -> bytes:
@@ -144,14 +157,14 @@ def fit_budget(frame: TransformedFrame, max_bytes: int) -> bytes:
     quantizing again.
     """
     retain_coefficients(frame)
-    finest: dict[float, tuple[float, list[QuantizedPlane]]] = {}
+    finest: dict[float, tuple[tuple[float, ...], list[QuantizedPlane]]] = {}
 
     def size_at(quality: float) -> int:
-        step, planes = quantize_frame(frame, quality)
-        size = coded_size(frame, step, planes)
+        steps, planes = quantize_frame(frame, quality)
+        size = coded_size(frame, steps, planes)
         if size <= max_bytes and all(quality < q for q in finest):
             finest.clear()
-            finest[quality] = (step, planes)
+            finest[quality] = (steps, planes)
         return size
 
     quality, _ = ratecontrol.fit_quality(size_at, max_bytes)
@@ -178,11 +191,7 @@ def encode(
     transform_profile = get_transform_profile(profile)
     if scale is None:
         scale = chosen_scale(transform_profile, image, bpp, max_bytes)
-    if scale == resample.HALF:
-        return encode_half(image, transform_profile, quality, bpp, max_bytes, backend)
-    if scale != resample.FULL:
-        raise ValueError(f"scale must be {resample.FULL} or {resample.HALF}, got {scale}")
-    frame = transform_frame(image, transform_profile, backend)
+    frame = transform_frame(image, transform_profile, backend, scale)
     budget = budget_bytes(frame.height * frame.width, bpp, max_bytes)
     if budget is not None:
         return fit_budget(frame, budget)
@@ -198,35 +207,3 @@ def chosen_scale(profile: TransformProfile, image: np.ndarray, bpp: float | None
     height, width = image.shape[:2]
     budget = budget_bytes(height * width, bpp, max_bytes)
     return resample.HALF if profile.half.pays(height, width, image.ndim == 3, budget) else resample.FULL
-
-
-def encode_half(
-    image: np.ndarray,
-    profile: TransformProfile,
-    quality: float | None,
-    bpp: float | None,
-    max_bytes: int | None,
-    backend: str | None,
-) -> bytes:
-    """A version 3 stream of the frame coded at half resolution, within the full frame's budget.
-
-    The half-size frame is coded as a version 2 stream one byte (the scale) under budget,
-    then re-labelled: version 3, the output size, coded scale 2 and the fingerprint that
-    names the upsampler too.
-    """
-    if profile.half is None:
-        raise ModelError(f"profile '{profile.name}' has no half-resolution model")
-    frame = transform_frame(resample.downsample(image), profile, backend)
-    budget = budget_bytes(image.shape[0] * image.shape[1], bpp, max_bytes)
-    if budget is not None:  # as fit_budget, each size counting the scale byte
-        quality, _ = ratecontrol.fit_quality(lambda q: stream_size(frame, q) + container_v2.SCALE_BYTES, budget)
-    inner = code_frame(frame, 1.0 if quality is None else quality)
-    stream = container_v2.read_stream(inner)
-    header = replace(
-        stream.header,
-        version=SCALED_FORMAT_VERSION,
-        width=image.shape[1],
-        height=image.shape[0],
-        model_fingerprint=profile.stream_fingerprint(SCALED_FORMAT_VERSION),
-    )
-    return container_v2.write_stream(replace(stream, header=header, scale=resample.HALF))

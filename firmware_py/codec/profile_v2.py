@@ -21,8 +21,8 @@ from .resample import HalfResolution, load_half_resolution
 from .restoration import RestorationModel, load_restoration
 
 FORMAT_VERSION = 2
-# Stream versions these profiles write and read: 2 (full resolution), 3 (format 2 plus
-# a coded scale, written for half-resolution frames; resample.py).
+# Stream versions these profiles read: 2 (earlier encoders) and 3 (format 2 plus one step
+# per plane kind and a coded scale; resample.py), the only one their encoder writes.
 SCALED_FORMAT_VERSION = 3
 STREAM_VERSIONS = (FORMAT_VERSION, SCALED_FORMAT_VERSION)
 
@@ -55,11 +55,9 @@ class TransformProfile:
         return header.version == FORMAT_VERSION and header.model_fingerprint in self.earlier_fingerprints
 
     def stream_fingerprint(self, version: int) -> bytes:
-        """The header's fingerprint: version 3 streams name the upsampler too."""
-        if version == FORMAT_VERSION:
+        """The header's fingerprint: version 3 streams name the upsampler too, if any."""
+        if version == FORMAT_VERSION or self.half is None:
             return self.fingerprint
-        if self.half is None:
-            raise ModelError(f"profile '{self.name}' has no half-resolution model for version {version} streams")
         return hashlib.sha256(self.fingerprint + self.half.sha256.encode("ascii")).digest()[:4]
 
     def step(self, quality: float) -> float:
