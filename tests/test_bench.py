@@ -101,6 +101,17 @@ def test_qpv_sweep_codes_exactly_what_encode_makes(gray_crop, colour_crop):
             assert code(quality) == encode(image, quality=quality, profile="seed")
 
 
+def test_transform_profiles_are_swept_by_budget_as_an_operator_runs_them(lena2):
+    codec = QpvCodec("klt")
+    image = crop(lena2, 256, 256)
+    budgets = codec.settings(image, (0.05, 0.25))
+    assert budgets == sorted(budgets) and budgets[0] < 0.05 and budgets[-1] > 0.25
+    code = codec.encoder(image)
+    assert code(0.04) == encode(image, bpp=0.04, profile="klt")  # half resolution: only with a budget
+    tiny = crop(lena2, 16, 16)
+    assert QpvCodec("klt").encoder(tiny)(0.01) == encode(tiny, quality=MAX_QUALITY, profile="klt")
+
+
 @pytest.fixture
 def crops_dir(tmp_path, lena2, kodim23):
     """Two 64x64 PNG crops of test images (one gray, one colour) in a fresh directory."""

@@ -197,6 +197,11 @@ def test_rate_control_never_exceeds_the_budget(lena2, bpp):
         assert encoder_v2.stream_size(encoder_v2.transform_frame(image, profile), quality * 0.999) > budget
 
 
+def test_a_budget_that_rounds_to_no_bytes_is_a_rate_control_error(lena2):
+    with pytest.raises(RateControlError, match="budget of 0 bytes fits no stream"):
+        encode(crop(lena2, 16, 16), bpp=0.01, profile=PROFILE)
+
+
 @given(st.floats(0.3, 3.0), st.integers(200, 100_000))
 def test_fit_quality_lands_in_band_or_at_the_finest(exponent, budget):
     def size_at(quality: float) -> int:

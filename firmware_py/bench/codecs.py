@@ -31,6 +31,7 @@ import PIL
 from PIL import Image, features
 
 from .. import __version__
+from ..codec import RateControlError
 from ..codec import decode as qpv_decode
 from ..codec import encode as qpv_encode
 from ..codec.encoder import analyse_frame, code_frame
@@ -40,6 +41,10 @@ from ..codec.profiles import MAX_QUALITY, MIN_QUALITY, get_profile
 # Our quality knob is a step scale over MIN_QUALITY..MAX_QUALITY (a factor 256):
 # 33 geometric steps of 2^(1/4) each, fine enough for ~5 % rate steps.
 QPV_QUALITY_STEPS = 33
+# Transform profiles are swept by byte budget, like JPEG 2000 below: 10 % steps give
+# about 17 points across 0.05-0.25 bpp (sweep.MIN_RATE_RATIO).
+QPV_BUDGET_STEP = 1.1
+QPV_BUDGET_MARGIN = 1.5
 # JPEG 2000 is swept by target rate directly (OpenJPEG lands close to it): from the
 # window's low end / J2K_RATE_MARGIN to its high end x J2K_RATE_MARGIN, in 15 % steps.
 J2K_RATE_STEP = 1.15
@@ -69,7 +74,13 @@ class RDCodec(Protocol):
 
 @dataclass(frozen=True)
 class QpvCodec:
-    """This project's codec at one profile, swept over its ``quality`` step scale."""
+    """This project's codec at one profile.
+
+    Format 1 profiles are swept over their ``quality`` step scale. Transform profiles are
+    swept over a byte budget, as an operator runs them (``--bpp``): their encoder chooses
+    tools from the budget (half resolution at the lowest rates), which a fixed quality
+    never reaches.
+    """
 
     profile: str
 
@@ -81,19 +92,42 @@ class QpvCodec:
     def label(self) -> str:
         return f"qpv {self.profile}"
 
-    knob = f"quality {MAX_QUALITY:g}..{MIN_QUALITY:g} (quantizer step scale), {QPV_QUALITY_STEPS} geometric steps"
+    @property
+    def budgeted(self) -> bool:
+        return is_transform_profile(self.profile)
+
+    @property
+    def knob(self) -> str:
+        if self.budgeted:
+            return (
+                f"byte budget in bpp (rate control, as --bpp), window / {QPV_BUDGET_MARGIN:g} to window x "
+                f"{QPV_BUDGET_MARGIN:g} in {round(100 * (QPV_BUDGET_STEP - 1))} % steps"
+            )
+        return f"quality {MAX_QUALITY:g}..{MIN_QUALITY:g} (quantizer step scale), {QPV_QUALITY_STEPS} geometric steps"
 
     def settings(self, image: np.ndarray, window: tuple[float, float]) -> Sequence[float]:
+        if self.budgeted:
+            low, high = window[0] / QPV_BUDGET_MARGIN, window[1] * QPV_BUDGET_MARGIN
+            count = math.ceil(math.log(high / low) / math.log(QPV_BUDGET_STEP)) + 1
+            return [float(bpp) for bpp in np.geomspace(low, high, count)]
         return [float(q) for q in np.geomspace(MAX_QUALITY, MIN_QUALITY, QPV_QUALITY_STEPS)]
 
     def encoder(self, image: np.ndarray) -> Callable[[float], bytes]:
         """Format 1 profiles: analyse once, re-code per quality (the same bytes as
         ``encode``, 5-10x faster: classes and latents do not depend on the quantizer).
-        Any other kind of profile is swept through the public ``encode`` itself."""
-        if not is_transform_profile(self.profile):
+        Transform profiles: ``encode`` with the budget; a budget below the profile's
+        smallest stream gives that smallest stream."""
+        if not self.budgeted:
             analysis = analyse_frame(image, get_profile(self.profile))
             return lambda quality: code_frame(analysis, quality)
-        return lambda quality: qpv_encode(image, quality=quality, profile=self.profile)
+
+        def encode_within(bpp: float) -> bytes:
+            try:
+                return qpv_encode(image, bpp=bpp, profile=self.profile)
+            except RateControlError:
+                return qpv_encode(image, quality=MAX_QUALITY, profile=self.profile)
+
+        return encode_within
 
     def decode(self, data: bytes, image: np.ndarray) -> np.ndarray:
         return qpv_decode(data)

@@ -23,6 +23,8 @@ _FIRST_SLOPE = -1.2  # d log(size) / d log(quality), typical at quick-preview ra
 
 def fit_quality(size_at: Callable[[float], int], max_bytes: int) -> tuple[float, int]:
     """(quality, size) of the finest measured quality with size <= max_bytes."""
+    if max_bytes < 1:
+        raise RateControlError(f"a budget of {max_bytes} bytes fits no stream")
     lo_q, hi_q = math.log(MIN_QUALITY), math.log(MAX_QUALITY)
     fits: tuple[float, int] | None = None  # finest (smallest log q) that fits
     over: float | None = None  # coarsest log q measured over the budget
