@@ -283,10 +283,17 @@ def _unlimited_lengths(freqs: np.ndarray) -> np.ndarray:
 
 
 def _limit_lengths(per_length: np.ndarray) -> np.ndarray:
-    """Shorten codes longer than the limit, keeping the code complete (JPEG Annex K.2;
-    the kernel's own step, which the reference shares: the tests check the tree)."""
+    """Shorten codes longer than the limit, keeping the code complete (JPEG Annex K.2)."""
     bits = per_length.astype(np.int64).copy()
-    _limit_length_counts(bits)
+    for i in range(len(bits) - 1, MAX_CODE_LENGTH, -1):
+        while bits[i] > 0:
+            j = i - 2
+            while bits[j] == 0:
+                j -= 1
+            bits[i] -= 2
+            bits[i - 1] += 1
+            bits[j + 1] += 2
+            bits[j] -= 1
     return bits[: MAX_CODE_LENGTH + 1]
 
 
