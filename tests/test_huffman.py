@@ -12,11 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_py.codec import CorruptStreamError, encode, encoder, huffman, packet_tables, quantize, runlength
-from firmware_py.codec.huffman import MAX_CODE_LENGTH, BlockLayout, HuffmanTable, code_lengths, code_lengths_reference
+from firmware_py.codec import CorruptStreamError, encoder, huffman, quantize
+from firmware_py.codec.huffman import MAX_CODE_LENGTH, BlockLayout, HuffmanTable, code_lengths
 from firmware_py.codec.profiles import get_profile
-
-from codec_helpers import crop
 
 SEED_LAYOUT = BlockLayout((1, 8), 1)
 # Three classes need 2 class bits, so class index 3 is representable but invalid.
@@ -117,106 +115,6 @@ def test_canonical_codes_are_prefix_free(counts):
     assert len(set(codes)) == len(codes)
     for a, b in itertools.permutations(codes, 2):
         assert not b.startswith(a)
-
-
-# -- numba code lengths against the plain-Python reference ------------------------------
-
-
-@st.composite
-def histograms(draw):
-    """Alphabets of 1..256 symbols: dense, sparse, a lone symbol, or counts up to 2^40."""
-    n = draw(st.integers(1, 256))
-    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
-    shape = draw(st.sampled_from(["dense", "sparse", "lone", "huge", "ties"]))
-    if shape == "dense":
-        return rng.integers(0, 1000, n)
-    if shape == "sparse":
-        return (rng.random(n) < 0.1) * rng.integers(1, 1000, n)
-    if shape == "lone":
-        counts = np.zeros(n, dtype=np.int64)
-        counts[rng.integers(0, n)] = draw(st.integers(1, 2**40))
-        return counts
-    if shape == "huge":
-        return rng.integers(0, 2**40, n, endpoint=True)
-    return rng.integers(0, 3, n)  # many equal counts: every tie-break is exercised
-
-
-@settings(max_examples=500)
-@given(histograms())
-def test_code_lengths_kernel_matches_reference(counts):
-    np.testing.assert_array_equal(code_lengths(counts), code_lengths_reference(counts))
-
-
-@settings(max_examples=200)
-@given(
-    st.integers(20, 41),
-    st.sampled_from(["fibonacci", "geometric"]),
-    st.integers(1, 1000),
-    st.integers(0, 2**32 - 1),
-    st.integers(0, 200),
-)
-def test_code_lengths_kernel_matches_reference_at_the_length_limit(n, family, scale, seed, zeros):
-    """Skewed histograms whose Huffman tree is deeper than 15, shuffled among zero counts."""
-    base = fibonacci(n) if family == "fibonacci" else [2**i for i in range(min(n, 30))]
-    counts = np.concatenate([np.array(base, dtype=np.int64) * scale, np.zeros(zeros, dtype=np.int64)])
-    counts = np.random.default_rng(seed).permutation(counts)
-    assert huffman._unlimited_lengths(counts[counts > 0]).max() > MAX_CODE_LENGTH
-    lengths = code_lengths(counts)
-    assert lengths.max() == MAX_CODE_LENGTH
-    np.testing.assert_array_equal(lengths, code_lengths_reference(counts))
-
-
-def test_code_lengths_kernel_matches_reference_on_the_largest_alphabet():
-    counts = np.random.default_rng(5).geometric(0.001, huffman.MAX_ALPHABET) ** 2
-    np.testing.assert_array_equal(code_lengths(counts), code_lengths_reference(counts))
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint32, np.uint64])
-def test_code_lengths_accepts_every_integer_dtype(dtype):
-    counts = np.array([3, 0, 7, 1, 1], dtype=dtype)
-    np.testing.assert_array_equal(code_lengths(counts), code_lengths_reference(counts.astype(np.int64)))
-
-
-def test_code_lengths_of_an_empty_histogram_is_empty():
-    assert code_lengths(np.zeros(0, dtype=np.int64)).shape == (0,)
-
-
-@pytest.mark.parametrize(
-    ("counts", "message"),
-    [
-        (np.ones((2, 3), dtype=np.int64), "1-D"),
-        (np.ones(huffman.MAX_ALPHABET + 1, dtype=np.int64), "at most"),
-        (np.array([1.0, 2.0]), "integers"),
-        (np.array([True, False]), "integers"),
-        (np.array([3, -1, 2]), "0\\.\\."),
-        (np.array([1, huffman.MAX_COUNT + 1]), "0\\.\\."),
-        (np.array([1, 2**64 - 1], dtype=np.uint64), "0\\.\\."),
-    ],
-    ids=["2-d", "too-many-symbols", "float", "bool", "negative", "too-large", "uint64-max"],
-)
-def test_code_lengths_refuses_bad_histograms(counts, message):
-    with pytest.raises(ValueError, match=message):
-        code_lengths(counts)
-
-
-@pytest.fixture
-def reference_code_lengths(monkeypatch):
-    """Every table builder of the codec switched to the plain-Python code lengths."""
-    for module in (huffman, runlength, packet_tables):
-        monkeypatch.setattr(module, "code_lengths", code_lengths_reference)
-
-
-@pytest.mark.parametrize(
-    ("profile", "rate"),
-    [("seed", {"quality": 1.0}), ("klt", {"quality": 2.0}), ("klt", {"bpp": 0.15}), ("klt", {"quality": 0.5})],
-    ids=["seed", "klt-q2", "klt-bpp", "klt-q0.5"],
-)
-def test_streams_are_unchanged_by_the_kernel(profile, rate, kodim23, lena2, request):
-    images = [crop(kodim23, 120, 200), crop(lena2, 96, 128)]
-    with_kernel = [encode(image, profile=profile, **rate) for image in images]
-    request.getfixturevalue("reference_code_lengths")
-    assert huffman.code_lengths is code_lengths_reference
-    assert [encode(image, profile=profile, **rate) for image in images] == with_kernel
 
 
 # -- table serialization --------------------------------------------------------------

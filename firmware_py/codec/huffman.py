@@ -33,7 +33,6 @@ from .bitio import (
 from .errors import CorruptStreamError
 
 MAX_ALPHABET = 1 << 15
-MAX_COUNT = 1 << 47  # with at most MAX_ALPHABET symbols, every tree weight fits in int64
 _TABLE_HEADER = struct.Struct("<hH")
 
 UNPACK_BAD_CLASS = 3
@@ -137,113 +136,8 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
     """Huffman code lengths for a histogram, limited to MAX_CODE_LENGTH bits.
 
     A lone symbol gets a 1-bit code so that every coded value costs at least one bit
-    (which bounds how many blocks a payload of a given size can claim). The encoder
-    builds two tables per plane on every rate-control pass, so this runs as a numba
-    kernel; it gives exactly the lengths of :func:`code_lengths_reference`.
-
-    Raises ValueError unless ``counts`` is a 1-D array of at most MAX_ALPHABET integer
-    counts in ``0 .. MAX_COUNT``.
+    (which bounds how many blocks a payload of a given size can claim).
     """
-    return _code_lengths_kernel(_checked_counts(counts))
-
-
-def _checked_counts(counts: np.ndarray) -> np.ndarray:
-    """The counts as contiguous int64, after every check the kernel relies on."""
-    counts = np.asarray(counts)
-    if counts.ndim != 1:
-        raise ValueError(f"a histogram is 1-D, not {counts.ndim}-D")
-    if counts.size > MAX_ALPHABET:
-        raise ValueError(f"a histogram has at most {MAX_ALPHABET} symbols, not {counts.size}")
-    if counts.size == 0:
-        return np.zeros(0, dtype=np.int64)
-    if counts.dtype.kind not in "iu":
-        raise ValueError(f"histogram counts must be integers, not {counts.dtype}")
-    if int(counts.min()) < 0 or int(counts.max()) > MAX_COUNT:
-        raise ValueError(f"histogram counts must lie in 0..{MAX_COUNT}")
-    return np.ascontiguousarray(counts, dtype=np.int64)
-
-
-@numba.njit(cache=True)
-def _code_lengths_kernel(counts):
-    lengths = np.zeros(counts.shape[0], dtype=np.uint8)
-    used = np.flatnonzero(counts)
-    if used.shape[0] == 0:
-        return lengths
-    if used.shape[0] == 1:
-        lengths[used[0]] = 1
-        return lengths
-    freqs = counts[used]
-    per_length = _length_counts(_tree_depths(freqs))
-    _limit_length_counts(per_length)
-    # Most frequent symbols take the shortest codes (ties: lower symbol first).
-    by_frequency = used[np.argsort(-freqs, kind="mergesort")]
-    k = 0
-    for length in range(1, MAX_CODE_LENGTH + 1):
-        for _ in range(per_length[length]):
-            lengths[by_frequency[k]] = length
-            k += 1
-    return lengths
-
-
-@numba.njit(cache=True)
-def _tree_depths(freqs):
-    """Leaf depths of the same Huffman tree as :func:`_unlimited_lengths`.
-
-    Its heap pops the least (weight, node number) first. Merged nodes are made with
-    non-decreasing weights and increasing numbers, so two sorted queues (leaves, merged
-    nodes) pop in exactly that order; a leaf wins a weight tie, its number being lower.
-    """
-    n = freqs.shape[0]
-    leaves = np.argsort(freqs, kind="mergesort")
-    weight = np.empty(2 * n - 1, dtype=np.int64)
-    weight[:n] = freqs
-    parent = np.zeros(2 * n - 1, dtype=np.int64)
-    next_leaf, next_merged = 0, n
-    for node in range(n, 2 * n - 1):
-        a, next_leaf, next_merged = _pop_least(leaves, weight, next_leaf, next_merged, node)
-        b, next_leaf, next_merged = _pop_least(leaves, weight, next_leaf, next_merged, node)
-        weight[node] = weight[a] + weight[b]
-        parent[a] = node
-        parent[b] = node
-    depth = np.zeros(2 * n - 1, dtype=np.int64)
-    for child in range(2 * n - 3, -1, -1):
-        depth[child] = depth[parent[child]] + 1
-    return depth[:n]
-
-
-@numba.njit(cache=True)
-def _pop_least(leaves, weight, next_leaf, next_merged, end_merged):
-    """Take the lighter front of the two queues; return (node, next_leaf, next_merged)."""
-    n = leaves.shape[0]
-    if next_merged == end_merged or (next_leaf < n and weight[leaves[next_leaf]] <= weight[next_merged]):
-        return leaves[next_leaf], next_leaf + 1, next_merged
-    return next_merged, next_leaf, next_merged + 1
-
-
-@numba.njit(cache=True)
-def _length_counts(depths):
-    per_length = np.zeros(max(depths.max(), MAX_CODE_LENGTH) + 1, dtype=np.int64)
-    for d in depths:
-        per_length[d] += 1
-    return per_length
-
-
-@numba.njit(cache=True)
-def _limit_length_counts(bits):
-    """In place: the same JPEG Annex K.2 shortening as :func:`_limit_lengths`."""
-    for i in range(bits.shape[0] - 1, MAX_CODE_LENGTH, -1):
-        while bits[i] > 0:
-            j = i - 2
-            while bits[j] == 0:
-                j -= 1
-            bits[i] -= 2
-            bits[i - 1] += 1
-            bits[j + 1] += 2
-            bits[j] -= 1
-
-
-def code_lengths_reference(counts: np.ndarray) -> np.ndarray:
-    """Plain-Python heap version of :func:`code_lengths`, for its tests."""
     counts = np.asarray(counts, dtype=np.int64)
     lengths = np.zeros(len(counts), dtype=np.uint8)
     used = np.flatnonzero(counts)
