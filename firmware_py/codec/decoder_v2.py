@@ -1,9 +1,9 @@
-"""Decoder controller of format version 2 streams.
+"""Decoder controller of format version 2 and 3 streams.
 
 Container validation -> run-length Huffman decoding -> DC levels from their MED
 predictions -> restoration (learned, cell-consistent estimate of each block's
 coefficients) -> inverse transform -> reassembly -> learned deblocking of the block
-edges -> colour conversion.
+edges -> colour conversion -> (half-resolution streams) learned upsampling.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
-"""Encoder controller of transform profiles (format version 2).
+"""Encoder controller of transform profiles; it writes format version 3 streams.
 
-Per plane: 8x8 blocks -> learned orthonormal transform (one 64x64 product) -> dead-zone
-quantization -> MED prediction of the DC level -> (zero-run, size) Huffman symbols with
-per-plane optimal tables. With the default (numba) backend, the transform, quantization
-and AC symbol counts are one kernel pass (blockcoder), which computes only coefficients
-that can be non-zero and keeps them: each coefficient is computed at most once per
-frame. Rate control only re-quantizes and re-counts symbols (no packing) until the size
-is within 3% under the budget, then packs once, reusing the counts.
+Below the profile's budget threshold the frame is first 2x2-averaged to half
+resolution (resample.py). Per plane: 8x8 blocks -> learned orthonormal transform (one
+64x64 product) -> dead-zone quantization (chroma with a finer step,
+color.CHROMA_STEP_RATIO) -> MED prediction of the DC level -> (zero-run, size) Huffman
+symbols with per-plane optimal tables. With the default (numba) backend, the transform,
+quantization and AC symbol counts are one kernel pass (blockcoder), which computes only
+coefficients that can be non-zero and keeps them: each coefficient is computed at most
+once per frame. Rate control only re-quantizes and re-counts symbols (no packing) until
+the size is within 3% under the budget, then packs once, reusing the counts.
 """
 
 from __future__ import annotations
