@@ -129,12 +129,6 @@ def retain_coefficients(frame: TransformedFrame) -> None:
         plane.retain()
 
 
-def stream_size(frame: TransformedFrame, quality: float) -> int:
-    """Exact size in bytes of the stream at ``quality``, without packing it."""
-    retain_coefficients(frame)
-    return coded_size(frame, *quantize_frame(frame, quality))
-
-
 def _payload(plane: QuantizedPlane) -> bytes:
     return runlength.pack(plane.dc_residuals, plane.levels, plane.tables, plane.counts, plane.last_nonzero)
 
