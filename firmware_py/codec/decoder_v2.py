@@ -55,8 +55,6 @@ def decode(data: bytes) -> np.ndarray:
     header = stream.header
     if stream.scale == resample.HALF and profile.half is None:
         raise CorruptStreamError(f"half-resolution stream, but profile '{profile.name}' has no upsampler")
-    if stream.scale == resample.HALF and profile.half is None:
-        raise CorruptStreamError(f"half-resolution stream, but profile '{profile.name}' has no upsampler")
     height, width = resample.coded_size(header.height, header.width, stream.scale)
     shapes = header.colour.plane_shapes(height, width)
     # Decode every plane's levels first: nothing is reconstructed from a damaged stream.
