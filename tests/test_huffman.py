@@ -117,6 +117,29 @@ def test_canonical_codes_are_prefix_free(counts):
         assert not b.startswith(a)
 
 
+
+def canonical_codes_by_slot(table: HuffmanTable) -> np.ndarray:
+    """The definition: used slots in (length, slot) order, each the next code, shifted
+    left when the length grows."""
+    codes = np.zeros(len(table.lengths), dtype=np.uint32)
+    code, previous = 0, 0
+    for slot in np.lexsort((np.arange(len(table.lengths)), table.lengths)):
+        length = int(table.lengths[slot])
+        if length:
+            code <<= length - previous
+            codes[slot] = code
+            code, previous = code + 1, length
+    return codes
+
+
+@given(st.lists(st.integers(0, 1000), min_size=0, max_size=300))
+def test_canonical_codes_match_slot_by_slot_assignment(counts):
+    counts = np.array(counts, dtype=np.int64)
+    table = HuffmanTable(0, code_lengths(counts)) if counts.any() else HuffmanTable.empty()
+    codes = table.canonical_codes()
+    assert codes.dtype == np.uint32
+    np.testing.assert_array_equal(codes, canonical_codes_by_slot(table))
+
 # -- table serialization --------------------------------------------------------------
 
 

@@ -104,22 +104,24 @@ class HuffmanTable:
         return cls(int(min_symbol), lengths), offset + size
 
     def canonical_codes(self) -> np.ndarray:
-        """uint32 code of every symbol slot (0 where unused), assigned canonically."""
+        """uint32 code of every symbol slot (0 where unused), assigned canonically: the
+        used slots in (length, slot) order take consecutive codes from their length's first
+        code. Array operations, not a loop over slots: the encoder builds codes for every
+        table of every frame."""
+        counts, first, order = self._canonical_order()
+        lengths = self.lengths[order].astype(np.int64)
+        group_start = np.cumsum(counts) - counts  # index in ``order`` of each length's first slot
         codes = np.zeros(len(self.lengths), dtype=np.uint32)
-        order = np.lexsort((np.arange(len(self.lengths)), self.lengths))
-        code, previous = 0, 0
-        for slot in order:
-            length = int(self.lengths[slot])
-            if length == 0:
-                continue
-            code <<= length - previous
-            codes[slot] = code
-            code += 1
-            previous = length
+        codes[order] = first[lengths] + np.arange(len(order)) - group_start[lengths]
         return codes
 
     def decoder_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(count per length, first code per length, symbols in canonical order)."""
+        counts, first, order = self._canonical_order()
+        return counts, first, (order + self.min_symbol).astype(np.int32)
+
+    def _canonical_order(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(count per length, first code per length, used slots by (length, slot))."""
         counts = np.bincount(self.lengths, minlength=MAX_CODE_LENGTH + 1).astype(np.int64)
         counts[0] = 0
         first = np.zeros(MAX_CODE_LENGTH + 1, dtype=np.int64)
@@ -128,8 +130,7 @@ class HuffmanTable:
             code = (code + counts[length - 1]) << 1
             first[length] = code
         order = np.lexsort((np.arange(len(self.lengths)), self.lengths))
-        order = order[self.lengths[order] > 0]
-        return counts, first, (order + self.min_symbol).astype(np.int32)
+        return counts, first, order[self.lengths[order] > 0]
 
 
 def code_lengths(counts: np.ndarray) -> np.ndarray:
