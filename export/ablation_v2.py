@@ -24,8 +24,10 @@ luma) to every bpp of CURVE_BPP on every held-out image:
 - ``no-restoration``: the same streams as ``klt``, dequantized as level x step;
 - ``dct``: the 8x8 DCT-II basis in zigzag order instead of the KLT (restoration refitted).
 
-Sizes are whole streams (header, tables, CRC), computed from the exact symbol counts
-without packing; ``tests/test_ablation_v2.py`` checks that they equal the encoder's.
+Sizes are whole version 4 streams (header, tables, CRC), computed from the exact symbol
+counts without packing, with explicit (compact) tables only: no static table set is fitted
+here (export/measure_tables.py checks those); ``tests/test_ablation_v2.py`` checks that
+they equal the encoder's.
 JPEG and JPEG 2000 are swept as ``qpv bench rd`` sweeps them (firmware_py/bench). PSNR
 at the targets is interpolated on each image's curve like the bench does, BD-rate is
 firmware_py/bench/bdrate.py over 0.05-0.25 bpp, both averaged over the images.
@@ -58,12 +60,13 @@ from firmware_py.codec import (
     ratecontrol,
     restoration,
     runlength,
+    tablecoding,
     transform,
 )
 from firmware_py.codec.bitstream import ColourMode, StreamHeader
 from firmware_py.codec.encoder_v2 import PlaneCoefficients
 from firmware_py.codec.models import LinearAutoencoder
-from firmware_py.codec.profile_v2 import SCALED_FORMAT_VERSION
+from firmware_py.codec.profile_v2 import STATIC_TABLE_FORMAT_VERSION
 from firmware_py.fsutil import write_atomically
 
 TARGETS = (0.05, 0.1, 0.15, 0.25)
@@ -148,29 +151,40 @@ def ac_bits_without_runs(levels: np.ndarray) -> int:
     return int(np.dot(hist, huffman.code_lengths(hist)))
 
 
-def plane_segment_bytes(levels: np.ndarray, rows: int, cols: int, variant: Variant) -> int:
+def plane_segment_bytes(
+    levels: np.ndarray, rows: int, cols: int, variant: Variant, static: tablecoding.PlaneStatic
+) -> int:
+    """Bytes of a version 4 plane segment, its tables chosen like the encoder's among the
+    plane's optimal ones and ``static`` (none in the check: no static set is fitted)."""
     dc = levels[:, 0]
     residuals = prediction.dc_residuals(dc, rows, cols) if variant.med else previous_block_residuals(dc)
     dc_hist, ac_hist, extra = runlength.symbol_counts(residuals, levels)
-    tables = runlength.tables_for(dc_hist, ac_hist)
+    refs, tables = tablecoding.choose_tables(dc_hist, ac_hist, runlength.tables_for(dc_hist, ac_hist), static)
     if variant.zero_runs:
         bits = runlength.payload_bits(dc_hist, ac_hist, extra, tables)
     else:
         bits = runlength.payload_bits(dc_hist, np.zeros_like(ac_hist), extra, tables) + ac_bits_without_runs(levels)
-    return container_v2.segment_size(tables, (bits + 7) // 8)
+    return container_v2.segment_size(tables, (bits + 7) // 8, refs)
 
 
 def stream_bytes(
-    levels: np.ndarray, plane: PlaneCoefficients, shape: tuple[int, int], step: float, variant: Variant
+    levels: np.ndarray,
+    plane: PlaneCoefficients,
+    shape: tuple[int, int],
+    step: float,
+    variant: Variant,
+    static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
 ) -> int:
-    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), SCALED_FORMAT_VERSION)
-    return container_v2.overhead_size(header) + plane_segment_bytes(levels, plane.rows, plane.cols, variant)
+    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), STATIC_TABLE_FORMAT_VERSION)
+    return container_v2.overhead_size(header) + plane_segment_bytes(levels, plane.rows, plane.cols, variant, static)
 
 
 def decoded_image(
     levels, step, rounding, plane: PlaneCoefficients, shape, basis, model, deblock: bool = True
 ) -> np.ndarray:
-    """What decoder_v2 makes of a gray plane's levels (``model`` None: no restoration)."""
+    """What decoder_v2 makes of a gray plane's levels (``model`` None: no restoration),
+    without the post-filter: it is fitted on every training image, so it has its own
+    held-out check (``python -m export.train_postfilter --check``)."""
     if model is None:
         coefficients = levels * step
     else:

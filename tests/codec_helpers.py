@@ -96,20 +96,29 @@ def replace_field(stream: bytes, name: str, value: bytes) -> bytes:
     return reseal(stream[: span.start] + value + stream[span.stop :])
 
 
-def as_version_2(stream: bytes) -> bytes:
-    """The version 2 stream of a full-resolution gray klt stream (version 3).
-
-    Version 2 is version 3 of a gray frame without the coded-scale byte and with the
-    version 2 fingerprint, which is how the klt encoder wrote full-resolution frames
-    before version 3; the tests use it to keep those streams decodable.
-    """
+def as_version(stream: bytes, version: int) -> bytes:
+    """The same frame of a klt stream (version 4) as an earlier encoder wrote it: the
+    tables resolved and written in the version 1 table format, with that version's
+    fingerprint (version 2: no coded-scale byte, so only full-resolution gray streams).
+    The tests use it to keep those streams decodable."""
     from dataclasses import replace
 
     from firmware_py.codec import container_v2
-    from firmware_py.codec.profile_v2 import FORMAT_VERSION, transform_profile_by_id
+    from firmware_py.codec.profile_v2 import transform_profile_by_id
 
     parsed = container_v2.read_stream(stream)
-    assert parsed.scale == 1 and len(parsed.header.steps) == 1, "only full-resolution gray streams have a v2 twin"
+    if version == 2:
+        assert parsed.scale == 1 and len(parsed.header.steps) == 1, "only full-resolution gray streams have a v2 twin"
     profile = transform_profile_by_id(parsed.header.profile_id)
-    header = replace(parsed.header, version=FORMAT_VERSION, model_fingerprint=profile.stream_fingerprint(FORMAT_VERSION))
+    header = replace(parsed.header, version=version, model_fingerprint=profile.stream_fingerprint(version))
     return container_v2.write_stream(replace(parsed, header=header))
+
+
+def as_version_2(stream: bytes) -> bytes:
+    """The version 2 stream of a full-resolution gray klt stream (:func:`as_version`)."""
+    return as_version(stream, 2)
+
+
+def as_version_3(stream: bytes) -> bytes:
+    """The version 3 stream of a klt stream (:func:`as_version`)."""
+    return as_version(stream, 3)

@@ -21,6 +21,7 @@ from firmware_py.codec import (
     CorruptStreamError,
     ModelError,
     available_profiles,
+    container_v2,
     decode,
     encode,
     encoder_v2,
@@ -28,9 +29,10 @@ from firmware_py.codec import (
     resample,
 )
 from firmware_py.codec.bitstream import SUPPORTED_VERSIONS
-from firmware_py.codec.profile_v2 import get_transform_profile, is_transform_profile
+from firmware_py.codec.profile_v2 import STATIC_TABLE_FORMAT_VERSION, get_transform_profile, is_transform_profile
+from firmware_py.codec.tablecoding import segment_tables_size
 
-from codec_helpers import crop, header_span, reseal, stream_fields
+from codec_helpers import as_version_3, crop, header_span, reseal, stream_fields
 
 # A decode takes about a millisecond; this deadline only catches hangs and runaway work.
 NO_HANG = timedelta(seconds=2)
@@ -52,13 +54,17 @@ def corpus(lena2, kodim23):
     streams += [
         encode(image, profile=name) for name in available_profiles() if name != "seed" for image in (gray, colour)
     ]
-    # Format version 3: the same frames coded at half resolution by every profile that can.
-    streams += [
+    # The same frames coded at half resolution by every profile that can (format version 4,
+    # static tables at these sizes), their version 3 twins, and a frame whose planes send
+    # explicit (compact) tables.
+    half = [
         encoder_v2.encode(image, profile=name, scale=resample.HALF)
         for name in available_profiles()
         if is_transform_profile(name) and get_transform_profile(name).half is not None
         for image in (gray, colour)
     ]
+    streams += half + [as_version_3(stream) for stream in half]
+    streams += [encode(crop(lena2, 64, 64), quality=0.1, profile=name) for name in available_profiles() if is_transform_profile(name)]
     for stream in streams:
         decode(stream)  # load every kernel before the deadline applies
     return [(stream, stream_fields(stream) if read_header(stream).version == 1 else None) for stream in streams]
@@ -181,6 +187,39 @@ def test_bit_flips_anywhere_with_recomputed_crc(corpus, data):
         damaged[bit // 8] ^= 0x80 >> (bit % 8)
     body = bytes(damaged)
     decode_or_reject(reseal(body), model_error_allowed=fingerprint(body) != fingerprint(stream))
+
+
+def table_spans(stream: bytes) -> list[tuple[int, int]]:
+    """(start, stop) of each version 4 plane's table references and explicit tables."""
+    parsed = container_v2.read_stream(stream)
+    spans, offset = [], container_v2.overhead_size(parsed.header) - 4
+    for plane in parsed.planes:
+        size = segment_tables_size(plane.refs, plane.tables)
+        spans.append((offset, offset + size))
+        offset += size + 4 + len(plane.payload)
+    return spans
+
+
+def test_corpus_has_version_4_streams_with_static_and_explicit_tables(corpus):
+    refs = [
+        ref
+        for stream, _ in corpus
+        if read_header(stream).version == STATIC_TABLE_FORMAT_VERSION
+        for plane in container_v2.read_stream(stream).planes
+        for ref in (plane.refs.dc, plane.refs.ac)
+    ]
+    assert 0 in refs and any(ref > 0 for ref in refs)
+    assert any(read_header(stream).version == 3 for stream, _ in corpus)
+
+
+@settings(deadline=NO_HANG, max_examples=1500)
+@given(data=st.data())
+def test_version_4_table_mutations_with_recomputed_crc(corpus, data):
+    """A damaged reference byte or compact table decodes (another valid table) or is rejected."""
+    stream, _ = pick(data, [entry for entry in corpus if read_header(entry[0]).version == STATIC_TABLE_FORMAT_VERSION])
+    start, stop = data.draw(st.sampled_from(table_spans(stream)), label="plane tables")
+    body = stream[:start] + mutate(data, stream[start:stop]) + stream[stop:]
+    decode_or_reject(reseal(body))
 
 
 # -- hostile sizes ---------------------------------------------------------------------------

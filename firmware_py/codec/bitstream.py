@@ -20,8 +20,9 @@ MAGIC = b"QPVC"
 FORMAT_VERSION = 1
 # Version 1: the seed profile's per-class latents; version 2: the run-length block
 # layout of transform profiles (container_v2.py); version 3: version 2 with a coded scale
-# (half-resolution frames). All share the fixed header.
-SUPPORTED_VERSIONS = (1, 2, 3)
+# (half-resolution frames); version 4: version 3 with compact or static Huffman tables.
+# All share the fixed header.
+SUPPORTED_VERSIONS = (1, 2, 3, 4)
 MAX_DIMENSION = 65535
 # 64 Mpx bounds what a hostile header can make the decoder allocate (the Pi HQ
 # camera's 4056x3040 frame is 12.3 Mpx).

@@ -2,7 +2,9 @@
 and an AC Huffman table and a run-length payload (docs/FORMAT.md, "Format version 2").
 Version 3 is the same with one quantizer step per plane kind (luma; chroma in colour
 streams) and a coded-scale byte after the dead-zone offset: its planes code the frame at
-1/scale of the header's size (docs/FORMAT.md, "Format version 3").
+1/scale of the header's size (docs/FORMAT.md, "Format version 3"). Version 4 is version 3
+with each plane's tables given by a reference byte: a static table of the profile's set
+or an explicit table in a compact coding (tablecoding.py; "Format version 4").
 
 Parsing validates every field (CRC first, via the shared header parser) before anything
 downstream allocates or decodes.
@@ -26,7 +28,10 @@ from .bitstream import (
 )
 from .errors import CorruptStreamError
 from .huffman import HuffmanTable
+from .profile_v2 import transform_profile_by_id
 from .runlength import PlaneTables
+from .statictables import StaticTables
+from .tablecoding import EXPLICIT, EXPLICIT_REFS, TableRefs, parse_compact, segment_tables_size, serialize_compact
 
 # The dead-zone rounding offset is sent in 1/64 units: 1..32 (1/64 .. 1/2).
 ROUNDING_UNITS = 64
@@ -34,6 +39,9 @@ _ROUNDING = struct.Struct("<B")
 _SCALE = struct.Struct("<B")
 SCALE_BYTES = _SCALE.size
 SCALED_VERSION = 3
+STATIC_TABLE_VERSION = 4
+SCALED_VERSIONS = (SCALED_VERSION, STATIC_TABLE_VERSION)  # versions with per-kind steps and a scale
+_REFS = struct.Struct("<B")
 CODED_SCALES = (1, 2)  # resample.FULL, resample.HALF
 _CRC_BYTES = 4
 
@@ -42,17 +50,18 @@ _CRC_BYTES = 4
 class PlaneSegmentV2:
     tables: PlaneTables
     payload: bytes
+    refs: TableRefs = EXPLICIT_REFS  # version 4 only: how the stream gives the tables
 
 
 @dataclass(frozen=True)
 class StreamV2:
-    header: StreamHeader  # version 2: steps = (step,); version 3: one step per plane kind
+    header: StreamHeader  # version 2: steps = (step,); versions 3 and 4: one step per plane kind
     rounding_units: int
     planes: tuple[PlaneSegmentV2, ...]
-    scale: int = 1  # coded scale; version 3 streams store it, version 2 streams are 1
+    scale: int = 1  # coded scale; version 3 and 4 streams store it, version 2 streams are 1
 
     def __post_init__(self) -> None:
-        if self.scale not in CODED_SCALES or (self.scale != 1 and self.header.version != SCALED_VERSION):
+        if self.scale not in CODED_SCALES or (self.scale != 1 and self.header.version not in SCALED_VERSIONS):
             raise ValueError(f"coded scale {self.scale} cannot be written in a version {self.header.version} stream")
 
     @property
@@ -61,8 +70,8 @@ class StreamV2:
 
 
 def step_count(header: StreamHeader) -> int:
-    """Steps a stream carries: version 3 has one per plane kind, version 2 one in all."""
-    if header.version == SCALED_VERSION and header.colour is not ColourMode.GRAY:
+    """Steps a stream carries: versions 3 and 4 have one per plane kind, version 2 one in all."""
+    if header.version in SCALED_VERSIONS and header.colour is not ColourMode.GRAY:
         return 2
     return 1
 
@@ -79,31 +88,86 @@ def rounding_units(rounding: float) -> int:
     return units
 
 
-def segment_size(tables: PlaneTables, payload_bytes: int) -> int:
-    """Bytes a plane segment takes in the stream."""
-    return len(tables.dc.serialize()) + len(tables.ac.serialize()) + LENGTH_PREFIX_BYTES + payload_bytes
+def segment_size(tables: PlaneTables, payload_bytes: int, refs: TableRefs | None = None) -> int:
+    """Bytes a plane segment takes in the stream: with ``refs``, a version 4 segment."""
+    if refs is None:
+        table_bytes = len(tables.dc.serialize()) + len(tables.ac.serialize())
+    else:
+        table_bytes = segment_tables_size(refs, tables)
+    return table_bytes + LENGTH_PREFIX_BYTES + payload_bytes
 
 
 def overhead_size(header: StreamHeader) -> int:
     """Bytes of a stream besides its plane segments."""
-    scale = _SCALE.size if header.version == SCALED_VERSION else 0
+    scale = _SCALE.size if header.version in SCALED_VERSIONS else 0
     return len(pack_header(header)) + _ROUNDING.size + scale + _CRC_BYTES
 
 
 def write_stream(stream: StreamV2) -> bytes:
     parts = [pack_header(stream.header), _ROUNDING.pack(stream.rounding_units)]
-    if stream.header.version == SCALED_VERSION:
+    if stream.header.version in SCALED_VERSIONS:
         parts.append(_SCALE.pack(stream.scale))
     for plane in stream.planes:
-        parts += [plane.tables.dc.serialize(), plane.tables.ac.serialize(), length_prefixed(plane.payload)]
+        if stream.header.version == STATIC_TABLE_VERSION:
+            parts += [_REFS.pack(plane.refs.to_byte())] + _explicit_compact(plane)
+        else:
+            parts += [plane.tables.dc.serialize(), plane.tables.ac.serialize()]
+        parts.append(length_prefixed(plane.payload))
     return seal(b"".join(parts))
 
 
-def read_stream(data: bytes) -> StreamV2:
+def installed_static_tables(profile_id: int) -> StaticTables | None:
+    """The static table set of the installed transform profile ``profile_id``, if any."""
+    profile = transform_profile_by_id(profile_id)
+    return profile.static_tables if profile is not None else None
+
+
+def _explicit_compact(plane: PlaneSegmentV2) -> list[bytes]:
+    """The compact codings of the plane's explicit tables, DC first."""
+    pairs = ((plane.tables.dc, "dc", plane.refs.dc), (plane.tables.ac, "ac", plane.refs.ac))
+    return [serialize_compact(table, kind) for table, kind, ref in pairs if ref == EXPLICIT]
+
+
+def _read_tables_v1(view: memoryview, offset: int) -> tuple[PlaneTables, TableRefs, int]:
+    dc, offset = HuffmanTable.parse(view, offset)
+    ac, offset = HuffmanTable.parse(view, offset)
+    return PlaneTables(dc, ac), EXPLICIT_REFS, offset
+
+
+def _read_tables_v4(
+    view: memoryview, offset: int, static: StaticTables | None, index: int
+) -> tuple[PlaneTables, TableRefs, int]:
+    """A plane's reference byte and the explicit tables it announces; static references
+    are resolved in ``static``, the profile's set (None: any static reference is corrupt)."""
+    if offset + _REFS.size > len(view):
+        raise CorruptStreamError(f"stream ends before the table references of plane {index}")
+    refs = TableRefs.from_byte(_REFS.unpack_from(view, offset)[0])
+    offset += _REFS.size
+    plane_static = static.for_plane(index) if static is not None else None
+    tables = []
+    for kind, ref in (("dc", refs.dc), ("ac", refs.ac)):
+        if ref != EXPLICIT:
+            if plane_static is None:
+                raise CorruptStreamError(
+                    f"plane {index} references a static {kind.upper()} table, and no set is installed"
+                )
+            tables.append(plane_static.table(kind, ref))
+        else:
+            table, offset = parse_compact(view, offset, kind)
+            tables.append(table)
+    return PlaneTables(*tables), refs, offset
+
+
+def read_stream(data: bytes, static: StaticTables | None = None) -> StreamV2:
+    """Parse a version 2, 3 or 4 stream. Version 4 planes may reference static tables of
+    ``static`` (the decoder passes its profile's set), by default the set of the installed
+    profile with the header's id."""
     view = memoryview(data)
     header, offset = parse_header(view)
-    if header.version not in (2, SCALED_VERSION):
-        raise CorruptStreamError(f"not a version 2 or 3 stream (version {header.version})")
+    if header.version == STATIC_TABLE_VERSION and static is None:
+        static = installed_static_tables(header.profile_id)
+    if header.version not in (2,) + SCALED_VERSIONS:
+        raise CorruptStreamError(f"not a version 2, 3 or 4 stream (version {header.version})")
     if header.class_count != step_count(header):
         raise CorruptStreamError(
             f"a version {header.version} {header.colour.name.lower()} stream has {step_count(header)} steps, "
@@ -117,7 +181,7 @@ def read_stream(data: bytes) -> StreamV2:
     if not 1 <= units <= ROUNDING_UNITS // 2:
         raise CorruptStreamError(f"dead-zone offset {units}/{ROUNDING_UNITS} is outside 1/64..1/2")
     scale = 1
-    if header.version == SCALED_VERSION:
+    if header.version in SCALED_VERSIONS:
         if offset + _SCALE.size > end:
             raise CorruptStreamError("stream ends before the coded scale")
         (scale,) = _SCALE.unpack_from(view, offset)
@@ -126,9 +190,11 @@ def read_stream(data: bytes) -> StreamV2:
             raise CorruptStreamError(f"coded scale {scale} is not one of {CODED_SCALES}")
     planes = []
     for index in range(len(header.colour.plane_shapes(header.height, header.width))):
-        dc, offset = HuffmanTable.parse(view[:end], offset)
-        ac, offset = HuffmanTable.parse(view[:end], offset)
+        if header.version == STATIC_TABLE_VERSION:
+            tables, refs, offset = _read_tables_v4(view[:end], offset, static, index)
+        else:
+            tables, refs, offset = _read_tables_v1(view[:end], offset)
         payload, offset = read_payload(view, offset, end, index)
-        planes.append(PlaneSegmentV2(PlaneTables(dc, ac), payload))
+        planes.append(PlaneSegmentV2(tables, payload, refs))
     check_consumed(offset, end)
     return StreamV2(header, units, tuple(planes), scale)

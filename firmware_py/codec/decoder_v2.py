@@ -1,23 +1,23 @@
-"""Decoder controller of format version 2 and 3 streams.
+"""Decoder controller of format version 2, 3 and 4 streams.
 
 Container validation -> run-length Huffman decoding -> DC levels from their MED
 predictions -> restoration (learned, cell-consistent estimate of each block's
 coefficients) -> inverse transform -> reassembly -> learned deblocking of the block
-edges -> colour conversion -> (half-resolution streams) learned upsampling.
+edges -> learned post-filter of each plane (postfilter.py) -> colour conversion ->
+(half-resolution streams) learned upsampling.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import blocking, color, container_v2, prediction, resample, restoration, runlength, transform
-from .bitstream import StreamHeader, check_fingerprint
+from . import blocking, color, container_v2, postfilter, prediction, resample, restoration, runlength, transform
+from .bitstream import StreamHeader, check_fingerprint, read_header
 from .errors import CorruptStreamError
 from .profile_v2 import STREAM_VERSIONS, TransformProfile, transform_profile_by_id
 
 
-def profile_for(stream: container_v2.StreamV2) -> TransformProfile:
-    header = stream.header
+def profile_for(header: StreamHeader) -> TransformProfile:
     profile = transform_profile_by_id(header.profile_id)
     if profile is None:
         raise CorruptStreamError(f"stream uses profile id {header.profile_id}, which no installed format 2 profile defines")
@@ -28,12 +28,13 @@ def profile_for(stream: container_v2.StreamV2) -> TransformProfile:
 
 
 def check_version_against_fingerprint(header: StreamHeader, profile: TransformProfile) -> None:
-    """Version 2 and 3 fingerprints of the same models differ, so a stream whose version
-    byte disagrees with its own (installed) fingerprint is damaged, not from other models."""
-    if profile.half is None:
-        return
+    """Fingerprints of the same models differ between versions (2 and 3 only with an
+    upsampler), so a stream whose version byte disagrees with its own (installed)
+    fingerprint is damaged, not from other models."""
+    own = profile.stream_fingerprint(header.version)
     for other in STREAM_VERSIONS:
-        if other != header.version and header.model_fingerprint == profile.stream_fingerprint(other):
+        theirs = profile.stream_fingerprint(other)
+        if other != header.version and theirs != own and header.model_fingerprint == theirs:
             raise CorruptStreamError(f"version {header.version} stream carries the fingerprint of version {other} streams")
 
 
@@ -45,18 +46,29 @@ def decode_levels(segment: container_v2.PlaneSegmentV2, rows: int, cols: int) ->
 
 
 def decode(data: bytes) -> np.ndarray:
-    """Decompress a version 2 or 3 stream to an HxW (gray) or HxWx3 (RGB) uint8 image.
+    """Decompress a version 2, 3 or 4 stream to an HxW (gray) or HxWx3 (RGB) uint8 image.
 
     A version 3 stream at coded scale 2 decodes at half size, then the profile's learned
     upsampler brings it to the header's size (resample.py).
     """
-    stream = container_v2.read_stream(bytes(data))
-    profile = profile_for(stream)
-    header = stream.header
+    stream, profile = read(data)
+    return render(stream, profile, reconstruct_planes(stream, profile))
+
+
+def read(data: bytes) -> tuple[container_v2.StreamV2, TransformProfile]:
+    """The validated stream and the installed profile that decodes it."""
+    data = bytes(data)
+    profile = profile_for(read_header(data))
+    stream = container_v2.read_stream(data, profile.static_tables)
     if stream.scale == resample.HALF and profile.half is None:
         raise CorruptStreamError(f"half-resolution stream, but profile '{profile.name}' has no upsampler")
-    height, width = resample.coded_size(header.height, header.width, stream.scale)
-    shapes = header.colour.plane_shapes(height, width)
+    return stream, profile
+
+
+def reconstruct_planes(stream: container_v2.StreamV2, profile: TransformProfile) -> list[tuple[np.ndarray, float]]:
+    """Every plane at its coded size, restored and deblocked (not post-filtered), with its step."""
+    header = stream.header
+    shapes = header.colour.plane_shapes(*resample.coded_size(header.height, header.width, stream.scale))
     # Decode every plane's levels first: nothing is reconstructed from a damaged stream.
     grids = [blocking.block_grid(h, w) for h, w in shapes]
     all_levels = [decode_levels(seg, rows, cols) for seg, (rows, cols) in zip(stream.planes, grids)]
@@ -65,8 +77,18 @@ def decode(data: bytes) -> np.ndarray:
         step = container_v2.plane_step(header.steps, index)
         coefficients = restoration.restore(levels, step, stream.rounding, rows, cols, profile.restoration)
         plane = blocking.blocks_to_plane(transform.synthesise(coefficients, profile.basis), h, w)
-        planes.append(restoration.deblock(plane, step, profile.restoration))
-    image = color.planes_to_image(planes, height, width)
+        planes.append((restoration.deblock(plane, step, profile.restoration), step))
+    return planes
+
+
+def render(
+    stream: container_v2.StreamV2, profile: TransformProfile, planes: list[tuple[np.ndarray, float]]
+) -> np.ndarray:
+    """The output image of reconstructed planes: post-filtered (postfilter.py), converted
+    to RGB and, for a half-resolution stream, upsampled to the header's size."""
+    header = stream.header
+    filtered = [postfilter.apply(plane, step, profile.postfilter) for plane, step in planes]
+    image = color.planes_to_image(filtered, *resample.coded_size(header.height, header.width, stream.scale))
     if stream.scale == resample.HALF:
         return resample.upsample(image, profile.half, header.height, header.width)
     return image

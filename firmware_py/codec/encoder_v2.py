@@ -1,14 +1,16 @@
-"""Encoder controller of transform profiles; it writes format version 3 streams.
+"""Encoder controller of transform profiles; it writes format version 4 streams.
 
 Below the profile's budget threshold the frame is first 2x2-averaged to half
 resolution (resample.py). Per plane: 8x8 blocks -> learned orthonormal transform (one
 64x64 product) -> dead-zone quantization (chroma with a finer step,
 color.CHROMA_STEP_RATIO) -> MED prediction of the DC level -> (zero-run, size) Huffman
-symbols with per-plane optimal tables. With the default (numba) backend, the transform,
-quantization and AC symbol counts are one kernel pass (blockcoder), which computes only
-coefficients that can be non-zero and keeps them: each coefficient is computed at most
-once per frame. Rate control only re-quantizes and re-counts symbols (no packing) until
-the size is within 3% under the budget, then packs once, reusing the counts.
+symbols with per-plane optimal tables, each sent in a compact coding or replaced by the
+profile's static table that codes the plane in fewer bits (tablecoding.py). With the
+default (numba) backend, the transform, quantization and AC symbol counts are one kernel
+pass (blockcoder), which computes only coefficients that can be non-zero and keeps them:
+each coefficient is computed at most once per frame. Rate control only re-quantizes and
+re-counts symbols (no packing) until the size is within 3% under the budget, then packs
+once, reusing the counts.
 """
 
 from __future__ import annotations
@@ -17,14 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import blockcoder, blocking, color, container_v2, prediction, ratecontrol, resample, runlength
+from . import blockcoder, blocking, color, container_v2, prediction, ratecontrol, resample, runlength, tablecoding
 from .backends import Backend, get_backend
 from .backends.numba_backend import NumbaBackend
 from .bitstream import ColourMode, StreamHeader
 from .encoder import budget_bytes, image_planes
 from .errors import ModelError
 from .models import LinearAutoencoder
-from .profile_v2 import SCALED_FORMAT_VERSION, TransformProfile, get_transform_profile
+from .profile_v2 import STATIC_TABLE_FORMAT_VERSION, TransformProfile, get_transform_profile
+from .statictables import StaticTables
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,7 @@ class QuantizedPlane:
     tables: runlength.PlaneTables
     counts: tuple[np.ndarray, np.ndarray, int]  # runlength.symbol_counts of the plane
     payload_bits: int
+    refs: tablecoding.TableRefs = tablecoding.EXPLICIT_REFS  # how the stream gives ``tables``
 
 
 def plane_coefficients(plane: np.ndarray, basis: LinearAutoencoder, runner: Backend) -> blockcoder.BlockCoefficients:
@@ -81,19 +85,24 @@ def transform_frame(
 
 
 def quantize_plane(
-    plane: PlaneCoefficients | blockcoder.BlockCoefficients, step: float, rounding: float
+    plane: PlaneCoefficients | blockcoder.BlockCoefficients,
+    step: float,
+    rounding: float,
+    static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
 ) -> QuantizedPlane:
     """Levels, DC residuals, tables and exact payload size of a plane at ``step``; the
-    symbols are counted once, here, and the counts reused for packing."""
+    symbols are counted once, here, and the counts reused for packing and for choosing
+    each table among the plane's optimal one and the ``static`` ones."""
     if isinstance(plane, PlaneCoefficients):
         plane = blockcoder.BlockCoefficients.complete(plane.rows, plane.cols, plane.coefficients)
     quantized = plane.quantize(step, rounding)
     dc_residuals = prediction.dc_residuals(quantized.dc_levels, plane.rows, plane.cols)
     dc_hist, dc_extra = runlength.dc_symbol_counts(dc_residuals)
     counts = (dc_hist, quantized.ac_hist, dc_extra + quantized.ac_extra_bits)
-    tables = runlength.tables_for(dc_hist, quantized.ac_hist)
+    optimal = runlength.tables_for(dc_hist, quantized.ac_hist)
+    refs, tables = tablecoding.choose_tables(dc_hist, quantized.ac_hist, optimal, static)
     bits = runlength.payload_bits(*counts, tables)
-    return QuantizedPlane(dc_residuals, quantized.levels, quantized.last_nonzero, tables, counts, bits)
+    return QuantizedPlane(dc_residuals, quantized.levels, quantized.last_nonzero, tables, counts, bits, refs)
 
 
 def stream_steps(frame: TransformedFrame, quality: float) -> tuple[float, ...]:
@@ -106,20 +115,27 @@ def stream_steps(frame: TransformedFrame, quality: float) -> tuple[float, ...]:
 
 def _header(frame: TransformedFrame, steps: tuple[float, ...]) -> StreamHeader:
     p = frame.profile
-    fingerprint = p.stream_fingerprint(SCALED_FORMAT_VERSION)
-    return StreamHeader(p.profile_id, frame.colour, frame.width, frame.height, fingerprint, steps, SCALED_FORMAT_VERSION)
+    version = STATIC_TABLE_FORMAT_VERSION
+    return StreamHeader(p.profile_id, frame.colour, frame.width, frame.height, p.stream_fingerprint(version), steps, version)
 
 
 def quantize_frame(frame: TransformedFrame, quality: float) -> tuple[tuple[float, ...], list[QuantizedPlane]]:
     steps = stream_steps(frame, quality)
-    rounding = frame.profile.rounding
-    return steps, [quantize_plane(p, container_v2.plane_step(steps, i), rounding) for i, p in enumerate(frame.planes)]
+    rounding, static = frame.profile.rounding, frame.profile.static_tables
+    return steps, [
+        quantize_plane(p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i))
+        for i, p in enumerate(frame.planes)
+    ]
+
+
+def _plane_static(static: StaticTables | None, plane_index: int) -> tablecoding.PlaneStatic:
+    return static.for_plane(plane_index) if static is not None else tablecoding.NO_STATIC
 
 
 def coded_size(frame: TransformedFrame, steps: tuple[float, ...], planes: list[QuantizedPlane]) -> int:
     """Exact size in bytes of the stream of quantized ``planes``, without packing them."""
     size = container_v2.overhead_size(_header(frame, steps))
-    return size + sum(container_v2.segment_size(q.tables, (q.payload_bits + 7) // 8) for q in planes)
+    return size + sum(container_v2.segment_size(q.tables, (q.payload_bits + 7) // 8, q.refs) for q in planes)
 
 
 def retain_coefficients(frame: TransformedFrame) -> None:
@@ -135,7 +151,7 @@ def _payload(plane: QuantizedPlane) -> bytes:
 
 def pack_frame(frame: TransformedFrame, steps: tuple[float, ...], planes: list[QuantizedPlane]) -> bytes:
     segments = tuple(
-        container_v2.PlaneSegmentV2(q.tables, _payload(q))
+        container_v2.PlaneSegmentV2(q.tables, _payload(q), q.refs)
         for q in planes
     )
     units = container_v2.rounding_units(frame.profile.rounding)

@@ -18,13 +18,17 @@ from .errors import ModelError, QpvError
 from .models import LinearAutoencoder, load_autoencoder, load_manifest
 from .profiles import MAX_QUALITY, MIN_QUALITY
 from .resample import HalfResolution, load_half_resolution
+from .postfilter import PostFilter, load_postfilter
 from .restoration import RestorationModel, load_restoration
+from .statictables import StaticTables, load_static_tables
 
 FORMAT_VERSION = 2
 # Stream versions these profiles read: 2 (earlier encoders) and 3 (format 2 plus one step
-# per plane kind and a coded scale; resample.py), the only one their encoder writes.
+# per plane kind and a coded scale; resample.py) and 4 (3 with compact or static Huffman
+# tables; tablecoding.py), the only one their encoder writes.
 SCALED_FORMAT_VERSION = 3
-STREAM_VERSIONS = (FORMAT_VERSION, SCALED_FORMAT_VERSION)
+STATIC_TABLE_FORMAT_VERSION = 4
+STREAM_VERSIONS = (FORMAT_VERSION, SCALED_FORMAT_VERSION, STATIC_TABLE_FORMAT_VERSION)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,10 @@ class TransformProfile:
     half: HalfResolution | None = None  # upsampler and rule of version 3 streams, if any
     # Version 2 fingerprints of earlier model sets with this basis (their streams decode).
     earlier_fingerprints: tuple[bytes, ...] = ()
+    static_tables: StaticTables | None = None  # static Huffman tables of version 4 streams
+    # The ground's post-filter of decoded planes, if any: the decoder's own choice, like
+    # restoration, so no fingerprint names it.
+    postfilter: PostFilter | None = None
 
     @property
     def fingerprint(self) -> bytes:
@@ -55,7 +63,13 @@ class TransformProfile:
         return header.version == FORMAT_VERSION and header.model_fingerprint in self.earlier_fingerprints
 
     def stream_fingerprint(self, version: int) -> bytes:
-        """The header's fingerprint: version 3 streams name the upsampler too, if any."""
+        """The header's fingerprint: version 3 streams name the upsampler too, if any, and
+        version 4 streams also the static table set (always hashed, so that version 4
+        fingerprints differ from version 3 ones)."""
+        if version == STATIC_TABLE_FORMAT_VERSION:
+            tables = self.static_tables.sha256 if self.static_tables is not None else ""
+            named = self.stream_fingerprint(SCALED_FORMAT_VERSION) + b"static:" + tables.encode("ascii")
+            return hashlib.sha256(named).digest()[:4]
         if version == FORMAT_VERSION or self.half is None:
             return self.fingerprint
         return hashlib.sha256(self.fingerprint + self.half.sha256.encode("ascii")).digest()[:4]
@@ -98,7 +112,11 @@ def _bind(name: str, entry: dict) -> TransformProfile:
     half = load_half_resolution(entry["half_resolution"]) if "half_resolution" in entry else None
     earlier = _fingerprints(name, entry.get("earlier_fingerprints", []))
     restoration = load_restoration(entry["restoration"])
-    return TransformProfile(name, int(entry["id"]), basis, restoration, base_step, rounding, half, earlier)
+    static = load_static_tables(entry["static_tables"]) if "static_tables" in entry else None
+    filtering = load_postfilter(entry["postfilter"]) if "postfilter" in entry else None
+    return TransformProfile(
+        name, int(entry["id"]), basis, restoration, base_step, rounding, half, earlier, static, filtering
+    )
 
 
 def _fingerprints(name: str, listed: object) -> tuple[bytes, ...]:

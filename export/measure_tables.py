@@ -1,0 +1,150 @@
+"""Held-out check of format version 4's tables: bytes and BD-rate against version 3.
+
+    python -m export.measure_tables [--tables 4]
+
+Static tables are trained (export/train_tables.py's procedure) on the fit subset of the
+Waterloo training split and measured on its held-out subset (export.train_v2.
+split_training); no test image is read. Every held-out image, as gray (luma) and, if it
+is colour, as RGB, is rate-controlled to each bpp of CURVE_BPP three ways, each with the
+encoder's half-resolution rule and exact sizes:
+
+- ``v3``: version 1 table format (what the klt encoder wrote before version 4);
+- ``compact``: version 4, explicit compact tables only;
+- ``v4``: version 4 with the fit subset's static tables.
+
+The table choice never changes the levels, so each point's image is the decode of its
+stream rewritten as version 3. Rate control spends what the tables save on finer steps,
+so bytes are compared on the same levels (the v3 point's quality) and quality at the
+same rate: prints the mean stream bytes of the three ways at each bpp, and the mean
+BD-rate (firmware_py/bench/bdrate.py, 0.05-0.25 bpp) of each way against v3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+
+import numpy as np
+
+from export import train_tables, train_v2
+from firmware_py import datasets, imageio, metrics
+from firmware_py.bench.bdrate import bjontegaard
+from firmware_py.codec import container_v2, decode, encoder_v2, ratecontrol, runlength, statictables
+from firmware_py.codec.encoder import budget_bytes
+from firmware_py.codec.profile_v2 import SCALED_FORMAT_VERSION, TransformProfile
+
+CURVE_BPP = (0.04, 0.05, 0.07, 0.1, 0.13, 0.15, 0.2, 0.25, 0.3)
+WAYS = ("v3", "compact", "v4")
+
+
+def version_3_header(frame: encoder_v2.TransformedFrame, steps: tuple[float, ...]) -> container_v2.StreamHeader:
+    p = frame.profile
+    fingerprint = p.stream_fingerprint(SCALED_FORMAT_VERSION)
+    return container_v2.StreamHeader(
+        p.profile_id, frame.colour, frame.width, frame.height, fingerprint, steps, SCALED_FORMAT_VERSION
+    )
+
+
+def version_3_stream(frame: encoder_v2.TransformedFrame, steps, planes) -> bytes:
+    """The planes as a version 3 stream (version 1 table format) of the installed models."""
+    profile = frame.profile
+    header = version_3_header(frame, steps)
+    segments = tuple(
+        container_v2.PlaneSegmentV2(
+            q.tables, runlength.pack(q.dc_residuals, q.levels, q.tables, q.counts, q.last_nonzero)
+        )
+        for q in planes
+    )
+    units = container_v2.rounding_units(profile.rounding)
+    return container_v2.write_stream(container_v2.StreamV2(header, units, segments, frame.scale))
+
+
+def version_3_size(frame: encoder_v2.TransformedFrame, steps, planes) -> int:
+    return container_v2.overhead_size(version_3_header(frame, steps)) + sum(
+        container_v2.segment_size(q.tables, (q.payload_bits + 7) // 8) for q in planes
+    )
+
+
+def fitted(
+    image: np.ndarray, bpp: float, profile: TransformProfile, way: str
+) -> tuple[encoder_v2.TransformedFrame, float, int]:
+    """(frame, quality, stream bytes) of ``image`` rate-controlled to ``bpp`` the ``way`` given."""
+    scale = encoder_v2.chosen_scale(profile, image, bpp, None)
+    frame = encoder_v2.transform_frame(image, profile, None, scale)
+    encoder_v2.retain_coefficients(frame)
+    size_of = version_3_size if way == "v3" else encoder_v2.coded_size
+    quality, size = ratecontrol.fit_quality(
+        lambda q: size_of(frame, *encoder_v2.quantize_frame(frame, q)),
+        budget_bytes(image.shape[0] * image.shape[1], bpp, None),
+    )
+    return frame, quality, size
+
+
+def point(image: np.ndarray, bpp: float, profile: TransformProfile, way: str) -> tuple[int, float]:
+    """(stream bytes, PSNR) of ``image`` rate-controlled to ``bpp`` the ``way`` given."""
+    frame, quality, size = fitted(image, bpp, profile, way)
+    decoded = decode(version_3_stream(frame, *encoder_v2.quantize_frame(frame, quality)))
+    return size, metrics.psnr(image, decoded)
+
+
+def same_level_sizes(image: np.ndarray, bpp: float, profiles: dict[str, TransformProfile]) -> list[int]:
+    """Stream bytes of the three ways for the levels of the v3 point at ``bpp``."""
+    frame, quality, v3 = fitted(image, bpp, profiles["v3"], "v3")
+    sizes = [v3]
+    for way in WAYS[1:]:
+        other = replace(frame, profile=profiles[way])
+        sizes.append(encoder_v2.coded_size(other, *encoder_v2.quantize_frame(other, quality)))
+    return sizes
+
+
+def held_out_frames(paths) -> dict[str, list[np.ndarray]]:
+    frames: dict[str, list[np.ndarray]] = {"luma": [], "rgb": []}
+    for path in paths:
+        image = imageio.load_image(path)
+        frames["luma"].append(imageio.load_image(path, gray=True))
+        if image.ndim == 3:
+            frames["rgb"].append(image)
+    return frames
+
+
+def point_curve(image: np.ndarray, profile: TransformProfile, way: str) -> dict:
+    points = [point(image, bpp, profile, way) for bpp in CURVE_BPP]
+    pixels = image.shape[0] * image.shape[1]
+    return {"bpp": [size * 8 / pixels for size, _ in points], "psnr": [psnr for _, psnr in points]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tables", type=int, default=train_tables.DEFAULT_TABLES)
+    args = parser.parse_args(argv)
+    fit, held = train_v2.split_training(datasets.training_images())
+    arrays = train_tables.train(fit, args.tables, lambda message: None)
+    fit_set = statictables.static_tables_from_arrays("fit", arrays, "fit-subset")
+    explicit = train_tables.explicit_profile()
+    profiles = {"v3": explicit, "compact": explicit, "v4": replace(explicit, static_tables=fit_set)}
+    print(f"held out: {', '.join(p.name for p in held)}; {args.tables} tables per kind")
+    for mode, images in held_out_frames(held).items():
+        print(f"\n{mode} ({len(images)} images): mean bytes per stream, same levels")
+        print("bpp     " + "".join(f"{way:>10}" for way in WAYS) + "   saved v4 vs v3")
+        for bpp in CURVE_BPP:
+            means = np.mean([same_level_sizes(image, bpp, profiles) for image in images], axis=0)
+            print(
+                f"{bpp:<8}"
+                + "".join(f"{m:10.1f}" for m in means)
+                + f"   {means[0] - means[2]:.1f} ({100 * (1 - means[2] / means[0]):.2f} %)"
+            )
+        curves = {way: [point_curve(image, profiles[way], way) for image in images] for way in WAYS}
+        for way in WAYS[1:]:
+            values = [
+                bjontegaard(a["bpp"], a["psnr"], t["bpp"], t["psnr"]).percent for a, t in zip(curves["v3"], curves[way])
+            ]
+            found = [v for v in values if v is not None]
+            print(
+                f"BD-rate {way} vs v3: {np.mean(found):+.2f} % ({len(found)} images; per image {np.round(found, 2).tolist()})"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,202 @@
+"""Train the klt profile's static Huffman tables (format version 4, tablecoding.py).
+
+    python -m export.train_tables --out models
+
+Symbol counts come from klt encodes of every Waterloo training image (never a test
+image), as gray and, for colour images, as colour, rate-controlled to each bpp of
+TRAIN_BPP with the encoder's own half-resolution rule; the encodes use no static table,
+so the counts do not depend on an earlier set. Per (table kind, plane kind) the plane
+histograms are clustered into ``--tables`` groups by Lloyd iterations on the code bits
+themselves (each plane goes to the table that codes it in the fewest bits; each table is
+the optimal code of its planes' pooled counts), starting from quantile groups of the
+planes' end-of-block (AC) or zero-residual (DC) share. Every table gives every symbol
+of the block syntax a code (pooled counts x PSEUDO_SCALE + 1), so a static table can
+code any plane; the encoder still sends an explicit table whenever that is cheaper.
+
+Writes models/klt-tables.npz (statictables.py describes it), its manifest entry, and
+the klt profile's ``static_tables`` key; every other manifest entry is left as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from export.manifest import update_manifest
+from firmware_py import datasets, imageio
+from firmware_py.codec import encoder_v2, huffman, ratecontrol, statictables, tablecoding
+from firmware_py.codec.encoder import budget_bytes
+from firmware_py.codec.models import file_sha256
+from firmware_py.codec.profile_v2 import TransformProfile, get_transform_profile
+from firmware_py.fsutil import write_atomically
+
+PROFILE = "klt"
+MODEL = "klt-tables"
+TRAIN_BPP = (0.04, 0.06, 0.08, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3)
+DEFAULT_TABLES = 4
+PSEUDO_SCALE = 64
+LLOYD_ITERATIONS = 12
+COMMAND = "python -m export.train_tables --out models"
+
+
+def explicit_profile() -> TransformProfile:
+    """The installed klt profile without static tables: every plane gets its optimal table."""
+    return replace(get_transform_profile(PROFILE), static_tables=None)
+
+
+def fitted_planes(
+    image: np.ndarray, bpp: float, profile: TransformProfile
+) -> tuple[encoder_v2.TransformedFrame, float, list[encoder_v2.QuantizedPlane]]:
+    """The frame, quality and quantized planes the encoder's rate control picks for ``bpp``."""
+    scale = encoder_v2.chosen_scale(profile, image, bpp, None)
+    frame = encoder_v2.transform_frame(image, profile, None, scale)
+    encoder_v2.retain_coefficients(frame)
+    budget = budget_bytes(frame.height * frame.width, bpp, None)
+    quality, _ = ratecontrol.fit_quality(
+        lambda q: encoder_v2.coded_size(frame, *encoder_v2.quantize_frame(frame, q)), budget
+    )
+    _, planes = encoder_v2.quantize_frame(frame, quality)
+    return frame, quality, planes
+
+
+def training_frames(paths: list[Path]) -> list[np.ndarray]:
+    """Every image as gray, and colour images as colour too."""
+    frames = []
+    for path in paths:
+        image = imageio.load_image(path)
+        frames.append(imageio.load_image(path, gray=True))
+        if image.ndim == 3:
+            frames.append(image)
+    return frames
+
+
+def collect_counts(paths: list[Path], log) -> dict[tuple[str, str], np.ndarray]:
+    """(table kind, plane kind) -> (planes, alphabet) histograms of the training encodes."""
+    profile = explicit_profile()
+    rows: dict[tuple[str, str], list[np.ndarray]] = {
+        (t, p): [] for t in statictables.TABLE_KINDS for p in statictables.PLANE_KINDS
+    }
+    for image in training_frames(paths):
+        for bpp in TRAIN_BPP:
+            _, _, planes = fitted_planes(image, bpp, profile)
+            for index, plane in enumerate(planes):
+                plane_kind = "luma" if index == 0 else "chroma"
+                rows["dc", plane_kind].append(plane.counts[0])
+                rows["ac", plane_kind].append(plane.counts[1])
+        log(f"  counted {image.shape} at {len(TRAIN_BPP)} rates")
+    return {key: np.array(value, dtype=np.int64) for key, value in rows.items()}
+
+
+def table_lengths(pooled: np.ndarray, table_kind: str) -> np.ndarray:
+    """Full-alphabet code lengths of pooled counts, every symbol of the syntax coded."""
+    counts = np.zeros(tablecoding.ALPHABETS[table_kind], dtype=np.int64)
+    slots = tablecoding.SLOTS[table_kind]
+    counts[slots] = pooled[slots] * PSEUDO_SCALE + 1
+    return huffman.code_lengths(counts).astype(np.int64)
+
+
+def initial_groups(hists: np.ndarray, k: int) -> np.ndarray:
+    """Quantile groups of each plane's share of symbol 0 (EOB, or a zero DC residual)."""
+    share = hists[:, 0] / np.maximum(hists.sum(axis=1), 1)
+    ranks = np.argsort(np.argsort(share, kind="stable"), kind="stable")
+    return ranks * k // len(hists)
+
+
+def cluster_tables(hists: np.ndarray, table_kind: str, k: int) -> np.ndarray:
+    """(k', alphabet) uint8 lengths (k' <= k: empty groups are dropped) by Lloyd iterations."""
+    groups = initial_groups(hists, k)
+    tables = np.zeros((0, hists.shape[1]), dtype=np.int64)
+    for _ in range(LLOYD_ITERATIONS):
+        tables = np.array([table_lengths(hists[groups == g].sum(axis=0), table_kind) for g in np.unique(groups)])
+        new_groups = np.argmin(hists @ tables.T, axis=1)
+        if np.array_equal(new_groups, groups):
+            break
+        groups = new_groups
+    return tables.astype(np.uint8)
+
+
+def plane_static(table_kind: str, tables: np.ndarray) -> tablecoding.PlaneStatic:
+    """``tables`` as the static tables of ``table_kind``, none of the other kind."""
+    rows = {kind: np.zeros((0, tablecoding.ALPHABETS[kind]), dtype=np.int64) for kind in tablecoding.ALPHABETS}
+    rows[table_kind] = tables.astype(np.int64)
+    return tablecoding.PlaneStatic(rows["dc"], rows["ac"])
+
+
+def chosen_bits(hists: np.ndarray, table_kind: str, tables: np.ndarray) -> int:
+    """Total table + code bits of the planes when the encoder chooses among ``tables``
+    (the reference selector, the same for every choice, left out)."""
+    static = plane_static(table_kind, tables)
+    total = 0
+    for hist in hists:
+        explicit = tablecoding.table_from_lengths(huffman.code_lengths(hist))
+        ref, table = tablecoding.choose_table(hist, explicit, table_kind, static)
+        total += int(np.dot(hist, tablecoding.full_lengths(table, table_kind)))
+        total += 8 * tablecoding.compact_size(explicit, table_kind) if ref == tablecoding.EXPLICIT else 0
+    return total
+
+
+def train(paths: list[Path], k: int, log) -> dict[str, np.ndarray]:
+    """The npz arrays of a static table set with up to ``k`` tables per (kind, plane kind)."""
+    counts = collect_counts(paths, log)
+    arrays = {}
+    for (table_kind, plane_kind), hists in counts.items():
+        tables = cluster_tables(hists, table_kind, k)
+        none = chosen_bits(hists, table_kind, tables[:0])
+        log(
+            f"  {table_kind} {plane_kind}: {len(hists)} planes, {len(tables)} tables: "
+            f"{none / 8:.0f} -> {chosen_bits(hists, table_kind, tables) / 8:.0f} bytes"
+        )
+        arrays[statictables.array_name(table_kind, plane_kind)] = tables
+    return arrays
+
+
+def save(out: Path, arrays: dict[str, np.ndarray], paths: list[Path], k: int) -> dict:
+    """Write the npz and return its manifest entry."""
+    path = out / f"{MODEL}.npz"
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    write_atomically(path, buffer.getvalue())
+    return {
+        "file": path.name,
+        "sha256": file_sha256(path),
+        "kind": statictables.KIND,
+        "training": {
+            "data": "waterloo training split (all but lena*, boat*, goldhill*), gray and colour klt encodes",
+            "images": [p.name for p in paths],
+            "bpp": list(TRAIN_BPP),
+            "tables_per_kind": k,
+            "command": COMMAND,
+        },
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("models"))
+    parser.add_argument("--tables", type=int, default=DEFAULT_TABLES, help="tables per (kind, plane kind), 1..15")
+    args = parser.parse_args(argv)
+    if not 1 <= args.tables <= tablecoding.MAX_STATIC_TABLES:
+        parser.error(f"--tables must be 1..{tablecoding.MAX_STATIC_TABLES}")
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    paths = datasets.training_images()
+    entry = save(args.out, train(paths, args.tables, log), paths, args.tables)
+
+    def record(manifest: dict) -> None:
+        manifest["models"][MODEL] = entry
+        manifest["profiles"][PROFILE]["static_tables"] = MODEL
+
+    update_manifest(args.out, record)
+    log(f"wrote {args.out / entry['file']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

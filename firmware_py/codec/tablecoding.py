@@ -1,0 +1,249 @@
+"""How a format version 4 plane gives its DC and AC Huffman tables (docs/FORMAT.md,
+"Format version 4").
+
+At quick-preview rates the version 1 table format (4 bytes + one nibble per symbol slot
+of the range, ~125 bytes for an AC table) is several per cent of a stream. Version 4
+gives each table by reference: *static table k* of the profile's trained set
+(statictables.py; the stream pays only the selector) or *explicit*, in a compact coding:
+
+- the symbols are listed in a fixed slot order, likely ones first (AC: EOB, ZRL, then
+  size 1 for runs 0..15, size 2 for runs 0..15, ...), so that the unused tail is cut;
+- ``n`` (8 bits): slots coded; slot ``n - 1`` is the last used one (0: an empty table);
+- ``Lmin``, ``Lmax`` (4 bits each): shortest and longest code length;
+- per slot: 1 bit "used", and if used, ``L - Lmin`` in ``bit_length(Lmax - Lmin)`` bits;
+- zero bits to the byte boundary.
+
+The encoder picks, per table, the reference with the fewest exact bits (table bytes x 8
++ the symbols' code bits) from the symbol counts it already has; ties keep the explicit
+table, and between static tables the lower index.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .bitio import MAX_CODE_LENGTH
+from .errors import CorruptStreamError
+from .huffman import HuffmanTable
+from .runlength import AC_ALPHABET, DC_ALPHABET, EOB, MAX_RUN, MAX_SIZE, ZRL, PlaneTables
+
+EXPLICIT = 0  # a table reference; static table k is k + 1
+MAX_STATIC_TABLES = 15  # a reference is a nibble
+_COUNT_BITS = 8
+_LENGTH_BITS = 4
+
+DC_SLOTS = np.arange(DC_ALPHABET, dtype=np.int64)
+AC_SLOTS = np.array(
+    [EOB, ZRL] + [run * 16 + size for size in range(1, MAX_SIZE + 1) for run in range(MAX_RUN + 1)], dtype=np.int64
+)
+SLOTS = {"dc": DC_SLOTS, "ac": AC_SLOTS}
+ALPHABETS = {"dc": DC_ALPHABET, "ac": AC_ALPHABET}
+
+
+def _slot_of(slots: np.ndarray, alphabet: int) -> np.ndarray:
+    """Slot index of every symbol, -1 for symbols the block syntax cannot have."""
+    slot_of = np.full(alphabet, -1, dtype=np.int64)
+    slot_of[slots] = np.arange(len(slots))
+    return slot_of
+
+
+SLOT_OF = {kind: _slot_of(SLOTS[kind], ALPHABETS[kind]) for kind in SLOTS}
+_NO_CODE = np.iinfo(np.int64).max
+
+
+@dataclass(frozen=True)
+class TableRefs:
+    """The DC and AC table references of a plane: EXPLICIT or static index + 1."""
+
+    dc: int = EXPLICIT
+    ac: int = EXPLICIT
+
+    def __post_init__(self) -> None:
+        for ref in (self.dc, self.ac):
+            if not 0 <= ref <= MAX_STATIC_TABLES:
+                raise ValueError(f"table reference {ref} is outside 0..{MAX_STATIC_TABLES}")
+
+    def to_byte(self) -> int:
+        return self.dc << 4 | self.ac
+
+    @classmethod
+    def from_byte(cls, value: int) -> TableRefs:
+        return cls(value >> 4, value & 0x0F)
+
+
+def table_from_lengths(lengths: np.ndarray) -> HuffmanTable:
+    """The HuffmanTable over the used range of a full-alphabet length array."""
+    used = np.flatnonzero(lengths)
+    if used.size == 0:
+        return HuffmanTable.empty()
+    low, high = int(used[0]), int(used[-1])
+    return HuffmanTable(low, np.asarray(lengths[low : high + 1], dtype=np.uint8))
+
+
+@dataclass(frozen=True)
+class PlaneStatic:
+    """The static tables one plane kind may reference: (k, alphabet) int64 code lengths,
+    with what the encoder's choice needs of them computed once."""
+
+    dc: np.ndarray
+    ac: np.ndarray
+    # Per kind: (k, alphabet) 1 where a symbol has no code, and the tables themselves.
+    missing: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
+    tables: dict[str, tuple[HuffmanTable, ...]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        lengths = {"dc": self.dc, "ac": self.ac}
+        object.__setattr__(self, "missing", {k: (v == 0).astype(np.int64) for k, v in lengths.items()})
+        object.__setattr__(self, "tables", {k: tuple(table_from_lengths(row) for row in v) for k, v in lengths.items()})
+
+    def table(self, kind: str, ref: int) -> HuffmanTable:
+        """The table of reference ``ref`` (>= 1); CorruptStreamError if the set has no such table."""
+        tables = self.tables[kind]
+        if not 1 <= ref <= len(tables):
+            raise CorruptStreamError(
+                f"plane references static {kind.upper()} table {ref - 1}, the profile has {len(tables)}"
+            )
+        return tables[ref - 1]
+
+
+EXPLICIT_REFS = TableRefs()  # both tables explicit: every plane of an encoder without static tables
+NO_STATIC = PlaneStatic(np.zeros((0, DC_ALPHABET), dtype=np.int64), np.zeros((0, AC_ALPHABET), dtype=np.int64))
+
+
+def full_lengths(table: HuffmanTable, kind: str) -> np.ndarray:
+    """int64 code length of every symbol of the ``kind`` alphabet (0 = no code)."""
+    lengths = np.zeros(ALPHABETS[kind], dtype=np.int64)
+    lengths[table.min_symbol : table.min_symbol + len(table.lengths)] = table.lengths
+    return lengths
+
+
+def _slot_lengths(table: HuffmanTable, kind: str) -> np.ndarray:
+    lengths = full_lengths(table, kind)
+    if np.count_nonzero(lengths[SLOTS[kind]]) != np.count_nonzero(lengths):
+        raise ValueError(f"{kind} table holds a symbol outside the block syntax")
+    return lengths[SLOTS[kind]]
+
+
+def compact_bits(table: HuffmanTable, kind: str) -> int:
+    """Bits of the compact coding of ``table`` before padding (rate control calls this
+    for every table of every pass: a few operations on the used symbols only)."""
+    used = np.flatnonzero(table.lengths)
+    if used.size == 0:
+        return _COUNT_BITS
+    slots = SLOT_OF[kind][used + table.min_symbol]
+    if slots.min() < 0:
+        raise ValueError(f"{kind} table holds a symbol outside the block syntax")
+    lengths = table.lengths[used]
+    spread = int(lengths.max()) - int(lengths.min())
+    return _COUNT_BITS + 2 * _LENGTH_BITS + int(slots.max()) + 1 + used.size * spread.bit_length()
+
+
+def compact_size(table: HuffmanTable, kind: str) -> int:
+    """Bytes of the compact coding of ``table``."""
+    return (compact_bits(table, kind) + 7) // 8
+
+
+def serialize_compact(table: HuffmanTable, kind: str) -> bytes:
+    """The compact coding of ``table`` (module docstring)."""
+    slot_lengths = _slot_lengths(table, kind)
+    used = np.flatnonzero(slot_lengths)
+    count = int(used[-1]) + 1 if used.size else 0
+    bits = [format(count, f"0{_COUNT_BITS}b")]
+    if count:
+        low, high = int(slot_lengths[used].min()), int(slot_lengths[used].max())
+        width = (high - low).bit_length()
+        bits += [format(low, f"0{_LENGTH_BITS}b"), format(high, f"0{_LENGTH_BITS}b")]
+        for length in slot_lengths[:count]:
+            bits.append("1" + (format(int(length) - low, f"0{width}b") if width else "") if length else "0")
+    text = "".join(bits)
+    text += "0" * (-len(text) % 8)
+    return int(text, 2).to_bytes(len(text) // 8, "big")
+
+
+class _BitReader:
+    """MSB-first reader over ``data[offset:]`` that reports running out as corruption."""
+
+    def __init__(self, data: bytes | memoryview, offset: int, what: str) -> None:
+        self.data, self.start, self.pos, self.what = data, offset, 0, what
+
+    def take(self, n: int) -> int:
+        value = 0
+        for _ in range(n):
+            index = self.start + self.pos // 8
+            if index >= len(self.data):
+                raise CorruptStreamError(f"stream ends inside the compact {self.what}")
+            value = value << 1 | (self.data[index] >> (7 - self.pos % 8)) & 1
+            self.pos += 1
+        return value
+
+    def finish(self) -> int:
+        """Check the padding bits and return the offset after the table."""
+        if self.pos % 8 and self.take(8 - self.pos % 8):
+            raise CorruptStreamError(f"padding bits of the compact {self.what} are not zero")
+        return self.start + self.pos // 8
+
+
+def parse_compact(data: bytes | memoryview, offset: int, kind: str) -> tuple[HuffmanTable, int]:
+    """Read and validate a compact ``kind`` table at ``offset``; the table and the offset after it."""
+    what = f"{kind.upper()} table"
+    reader = _BitReader(data, offset, what)
+    slots = SLOTS[kind]
+    count = reader.take(_COUNT_BITS)
+    lengths = np.zeros(ALPHABETS[kind], dtype=np.uint8)
+    if count:
+        if count > len(slots):
+            raise CorruptStreamError(f"compact {what} codes {count} slots, the {kind} alphabet has {len(slots)}")
+        low, high = reader.take(_LENGTH_BITS), reader.take(_LENGTH_BITS)
+        if not 1 <= low <= high <= MAX_CODE_LENGTH:
+            raise CorruptStreamError(f"compact {what} code lengths {low}..{high} are outside 1..{MAX_CODE_LENGTH}")
+        width = (high - low).bit_length()
+        for slot in slots[:count]:
+            if reader.take(1):
+                length = low + reader.take(width)
+                if length > high:
+                    raise CorruptStreamError(f"compact {what} has a code length {length} above its maximum {high}")
+                lengths[slot] = length
+        if lengths[slots[count - 1]] == 0:
+            raise CorruptStreamError(f"the last coded slot of the compact {what} is unused")
+        used = lengths[lengths > 0].astype(np.int64)
+        if np.sum(1 << (MAX_CODE_LENGTH - used)) > 1 << MAX_CODE_LENGTH:
+            raise CorruptStreamError(f"compact {what} code lengths violate the Kraft inequality")
+    return table_from_lengths(lengths), reader.finish()
+
+
+def choose_table(hist: np.ndarray, explicit: HuffmanTable, kind: str, static: PlaneStatic) -> tuple[int, HuffmanTable]:
+    """(reference, table) with the fewest exact bits for ``hist``: the explicit table
+    (optimal for ``hist``) with its compact coding, or a static ``kind`` table of
+    ``static`` that codes every symbol of ``hist``. Ties: explicit, then the lower index."""
+    lengths = static.dc if kind == "dc" else static.ac
+    if not len(lengths):
+        return EXPLICIT, explicit
+    span = hist[explicit.min_symbol : explicit.min_symbol + len(explicit.lengths)]
+    explicit_bits = 8 * compact_size(explicit, kind) + int(np.dot(span, explicit.lengths))
+    bits = lengths @ hist
+    bits[static.missing[kind] @ hist > 0] = _NO_CODE  # a used symbol without a code
+    best = int(np.argmin(bits))
+    if bits[best] >= explicit_bits:
+        return EXPLICIT, explicit
+    return best + 1, static.tables[kind][best]
+
+
+def choose_tables(
+    dc_hist: np.ndarray, ac_hist: np.ndarray, explicit: PlaneTables, static: PlaneStatic
+) -> tuple[TableRefs, PlaneTables]:
+    """The cheapest reference of each of a plane's two tables (:func:`choose_table`)."""
+    dc_ref, dc = choose_table(dc_hist, explicit.dc, "dc", static)
+    ac_ref, ac = choose_table(ac_hist, explicit.ac, "ac", static)
+    return TableRefs(dc_ref, ac_ref), PlaneTables(dc, ac)
+
+
+def segment_tables_size(refs: TableRefs, tables: PlaneTables) -> int:
+    """Bytes of a version 4 plane's table references and explicit tables."""
+    size = 1
+    if refs.dc == EXPLICIT:
+        size += compact_size(tables.dc, "dc")
+    if refs.ac == EXPLICIT:
+        size += compact_size(tables.ac, "ac")
+    return size

@@ -1,0 +1,203 @@
+"""Format version 4 tables: the compact table coding (round trip, the worked example of
+docs/FORMAT.md, rejection of every malformed field), the encoder's choice between
+explicit and static tables, the exactness of rate control's sizes, and the static
+table set's loading."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware_py.codec import CorruptStreamError, ModelError, container_v2, decode, encoder_v2, huffman
+from firmware_py.codec import tablecoding as tc
+from firmware_py.codec.models import file_sha256
+from firmware_py.codec.profile_v2 import get_transform_profile
+from firmware_py.codec.statictables import KIND, load_static_tables
+
+from codec_helpers import crop, reseal
+
+WORKED_EXAMPLE = bytes.fromhex("13138b8000c0")
+
+
+def worked_example_table() -> huffman.HuffmanTable:
+    """EOB: 1 bit, 0x01: 2 bits, 0x02 and 0x11: 3 bits (docs/FORMAT.md, format version 4)."""
+    lengths = np.zeros(256, dtype=np.uint8)
+    lengths[[0x00, 0x01, 0x02, 0x11]] = [1, 2, 3, 3]
+    return tc.table_from_lengths(lengths)
+
+
+def histogram(kind: str, draw_counts: list[int]) -> np.ndarray:
+    hist = np.zeros(tc.ALPHABETS[kind], dtype=np.int64)
+    slots = tc.SLOTS[kind]
+    hist[slots[: len(draw_counts)]] = draw_counts
+    return hist
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(["dc", "ac"]), data=st.data())
+def test_compact_coding_round_trips_every_optimal_table(kind, data):
+    counts = data.draw(st.lists(st.integers(0, 5000), max_size=len(tc.SLOTS[kind])), label="counts")
+    table = tc.table_from_lengths(huffman.code_lengths(histogram(kind, counts)))
+    coded = tc.serialize_compact(table, kind)
+    assert len(coded) == tc.compact_size(table, kind)
+    parsed, offset = tc.parse_compact(b"\xaa" + coded + b"\x55", 1, kind)
+    assert offset == 1 + len(coded)
+    assert parsed.min_symbol == table.min_symbol and np.array_equal(parsed.lengths, table.lengths)
+
+
+def test_worked_example_of_the_format_document():
+    table = worked_example_table()
+    assert tc.serialize_compact(table, "ac") == WORKED_EXAMPLE
+    assert len(table.serialize()) == 13  # the version 1 coding of the same table
+
+
+def test_empty_table_is_one_zero_byte():
+    assert tc.serialize_compact(huffman.HuffmanTable.empty(), "dc") == b"\x00"
+    table, offset = tc.parse_compact(b"\x00", 0, "dc")
+    assert offset == 1 and len(table.lengths) == 0
+
+
+def test_a_symbol_outside_the_block_syntax_cannot_be_coded():
+    with pytest.raises(ValueError, match="outside the block syntax"):
+        tc.serialize_compact(huffman.HuffmanTable(0x10, np.array([1, 1], dtype=np.uint8)), "ac")
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "message"),
+    [
+        (WORKED_EXAMPLE[:3], "ac", "stream ends inside the compact AC table"),
+        (b"\x11\x11\xff\xff\xff", "dc", "codes 17 slots"),
+        (bytes([1, 0x00]), "dc", "code lengths 0..0"),
+        (bytes([1, 0x21]), "dc", "code lengths 2..1"),
+        (bytes([2, 0x13, 0b1110_0000]), "dc", "code length 4 above its maximum 3"),
+        (bytes([2, 0x11, 0b1000_0000]), "dc", "last coded slot"),
+        (bytes([3, 0x11, 0b1110_0000]), "dc", "Kraft"),
+        (WORKED_EXAMPLE[:-1] + b"\xc1", "ac", "padding bits"),
+    ],
+)
+def test_malformed_compact_tables_are_corrupt(data, kind, message):
+    with pytest.raises(CorruptStreamError, match=message):
+        tc.parse_compact(data, 0, kind)
+
+
+# --- the encoder's choice ---------------------------------------------------------------
+
+
+def dc_static(*rows: np.ndarray) -> tc.PlaneStatic:
+    return tc.PlaneStatic(np.stack(rows), tc.NO_STATIC.ac)
+
+
+def two_symbol_case(second: int) -> tuple[np.ndarray, huffman.HuffmanTable, np.ndarray]:
+    """DC counts [100, second]: the explicit table (1 + 1 bits) costs 3 bytes, the static
+    one (1 + 2 + 2 bits) 1 more bit per second symbol: they tie at second == 24."""
+    hist = np.zeros(tc.ALPHABETS["dc"], dtype=np.int64)
+    hist[:2] = [100, second]
+    explicit = tc.table_from_lengths(huffman.code_lengths(hist))
+    static = np.zeros(tc.ALPHABETS["dc"], dtype=np.int64)
+    static[:3] = [1, 2, 2]
+    assert tc.compact_size(explicit, "dc") == 3
+    return hist, explicit, static
+
+
+def test_static_table_is_chosen_when_it_costs_fewer_bits():
+    hist, explicit, static = two_symbol_case(23)
+    ref, table = tc.choose_table(hist, explicit, "dc", dc_static(static))
+    assert ref == 1 and np.array_equal(tc.full_lengths(table, "dc"), static)
+
+
+@pytest.mark.parametrize("second", [24, 25])
+def test_explicit_table_is_kept_when_cheaper_or_tied(second):
+    hist, explicit, static = two_symbol_case(second)
+    assert tc.choose_table(hist, explicit, "dc", dc_static(static)) == (tc.EXPLICIT, explicit)
+
+
+def test_ties_between_static_tables_go_to_the_lower_index():
+    hist, explicit, static = two_symbol_case(0)
+    assert tc.choose_table(hist, explicit, "dc", dc_static(static, static))[0] == 1
+
+
+def test_a_static_table_missing_a_used_symbol_is_never_chosen():
+    hist, explicit, static = two_symbol_case(1)
+    hist[5] = 1
+    explicit = tc.table_from_lengths(huffman.code_lengths(hist))
+    assert tc.choose_table(hist, explicit, "dc", dc_static(static))[0] == tc.EXPLICIT
+
+
+@pytest.mark.parametrize(("size", "quality"), [((24, 40), 1.0), ((64, 64), 0.1), ((48, 80), 0.5)])
+def test_rate_control_sizes_version_4_streams_exactly(lena2, kodim23, size, quality):
+    for image in (crop(lena2, *size), crop(kodim23, *size)):
+        frame = encoder_v2.transform_frame(image, get_transform_profile("klt"))
+        steps, planes = encoder_v2.quantize_frame(frame, quality)
+        stream = encoder_v2.pack_frame(frame, steps, planes)
+        assert encoder_v2.coded_size(frame, steps, planes) == len(stream)
+        parsed = container_v2.read_stream(stream)
+        assert [p.refs for p in parsed.planes] == [q.refs for q in planes]
+        decode(stream)
+
+
+def test_encoder_references_static_tables_of_small_frames(lena2):
+    stream = encoder_v2.encode(crop(lena2, 40, 56), quality=1.0, profile="klt")
+    refs = container_v2.read_stream(stream).planes[0].refs
+    assert refs.dc > 0 and refs.ac > 0
+
+
+def test_reference_past_the_static_set_is_corrupt(lena2):
+    stream = encoder_v2.encode(crop(lena2, 40, 56), quality=1.0, profile="klt")
+    static = get_transform_profile("klt").static_tables
+    offset = container_v2.overhead_size(container_v2.read_stream(stream).header) - 4
+    count = len(static.luma.ac)
+    damaged = bytearray(stream)
+    damaged[offset] = (damaged[offset] & 0xF0) | (count + 1)
+    with pytest.raises(CorruptStreamError, match=f"static AC table {count}, the profile has {count}"):
+        container_v2.read_stream(reseal(bytes(damaged)))
+
+
+# --- the static table set ---------------------------------------------------------------
+
+
+def write_set(directory, **arrays) -> None:
+    np.savez(directory / "t.npz", **arrays)
+    entry = {"file": "t.npz", "sha256": file_sha256(directory / "t.npz"), "kind": KIND}
+    (directory / "manifest.json").write_text(json.dumps({"format": 1, "models": {"t": entry}, "profiles": {}}))
+
+
+def valid_arrays() -> dict[str, np.ndarray]:
+    dc = np.full((1, 16), 4, dtype=np.uint8)
+    ac = np.zeros((1, 256), dtype=np.uint8)
+    ac[0, tc.AC_SLOTS[:127]] = 7
+    return {"dc_luma": dc, "ac_luma": ac, "dc_chroma": dc, "ac_chroma": ac}
+
+
+def test_a_valid_set_loads(tmp_path):
+    write_set(tmp_path, **valid_arrays())
+    tables = load_static_tables("t", tmp_path)
+    assert len(tables.luma.dc) == 1 and tables.for_plane(2) is tables.chroma
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda a: a.pop("ac_chroma"), "lacks 'ac_chroma'"),
+        (lambda a: a.update(dc_luma=np.full((1, 16), 3, dtype=np.uint8)), "Kraft"),
+        (lambda a: a.update(dc_luma=np.full((1, 15), 4, dtype=np.uint8)), "16 code lengths"),
+        (lambda a: a["ac_luma"].__setitem__((0, 0x10), 9), "zero-size symbol"),
+        (lambda a: a.update(dc_luma=np.full((16, 16), 4, dtype=np.uint8)), "k <= 15"),
+    ],
+)
+def test_a_bad_set_is_a_model_error(tmp_path, change, message):
+    arrays = valid_arrays()
+    change(arrays)
+    write_set(tmp_path, **arrays)
+    with pytest.raises(ModelError, match=message):
+        load_static_tables("t", tmp_path)
+
+
+def test_a_modified_set_file_is_refused(tmp_path):
+    write_set(tmp_path, **valid_arrays())
+    (tmp_path / "t.npz").write_bytes((tmp_path / "t.npz").read_bytes() + b"\0")
+    with pytest.raises(ModelError, match="refusing a modified artifact"):
+        load_static_tables("t", tmp_path)
