@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from firmware_py.codec import deadzone, runlength
+from firmware_py.codec.huffman import HuffmanTable
 
 
 def sparse_levels(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -72,6 +73,22 @@ def test_payload_bits_refuse_a_symbol_without_code():
     ac_hist[255] += 1  # (run 15, size 15): levels of at most 300 never have it
     with pytest.raises(ValueError, match="no code"):
         runlength.payload_bits(dc_hist, ac_hist, extra, tables)
+
+
+@pytest.mark.parametrize("symbol", [0, 3, 9], ids=["below the span", "in the span without code", "above the span"])
+def test_payload_bits_count_the_table_span_and_refuse_any_symbol_without_code(symbol):
+    tables = runlength.PlaneTables(
+        HuffmanTable(2, np.array([1, 0, 2, 2], dtype=np.uint8)),  # DC sizes 2, 4, 5 have codes
+        HuffmanTable(0, np.array([1, 1], dtype=np.uint8)),
+    )
+    dc_hist = np.zeros(runlength.DC_ALPHABET, dtype=np.int64)
+    dc_hist[[2, 4, 5]] = [5, 6, 7]
+    ac_hist = np.zeros(runlength.AC_ALPHABET, dtype=np.int64)
+    ac_hist[runlength.EOB] = 18
+    assert runlength.payload_bits(dc_hist, ac_hist, 40, tables) == 40 + 5 * 1 + 6 * 2 + 7 * 2 + 18 * 1
+    dc_hist[symbol] += 1
+    with pytest.raises(ValueError, match="no code"):
+        runlength.payload_bits(dc_hist, ac_hist, 40, tables)
 
 
 @pytest.mark.parametrize(("value", "message"), [(1e9, "exceeds 16383"), (np.nan, "non-finite"), (-np.inf, "non-finite")])

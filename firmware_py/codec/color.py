@@ -107,10 +107,15 @@ def _rgb_to_planes_kernel(rgb, m, y, cb, cr):
                 y[r, c] = m00 * red_in + m01 * green_in + m02 * blue_in + 0.0
                 blue[half, c] = m10 * red_in + m11 * green_in + m12 * blue_in + 128.0
                 red[half, c] = m20 * red_in + m21 * green_in + m22 * blue_in + 128.0
-        for j in range(cb.shape[1]):
-            c0, c1 = 2 * j, min(2 * j + 1, w - 1)
-            cb[i, j] = 0.25 * (blue[0, c0] + blue[1, c0] + blue[0, c1] + blue[1, c1])
-            cr[i, j] = 0.25 * (red[0, c0] + red[1, c0] + red[0, c1] + red[1, c1])
+        # Column pairs without a clamp in the loop (which kept it from vectorizing), then
+        # an odd last column averaged with itself.
+        for j in range(w // 2):
+            cb[i, j] = 0.25 * (blue[0, 2 * j] + blue[1, 2 * j] + blue[0, 2 * j + 1] + blue[1, 2 * j + 1])
+            cr[i, j] = 0.25 * (red[0, 2 * j] + red[1, 2 * j] + red[0, 2 * j + 1] + red[1, 2 * j + 1])
+        if w % 2:
+            j, c = w // 2, w - 1
+            cb[i, j] = 0.25 * (blue[0, c] + blue[1, c] + blue[0, c] + blue[1, c])
+            cr[i, j] = 0.25 * (red[0, c] + red[1, c] + red[0, c] + red[1, c])
 
 
 def rgb_to_planes(rgb: np.ndarray) -> list[np.ndarray]:

@@ -46,7 +46,8 @@ def check_status(status: int) -> None:
 
 
 def check_steps(steps: np.ndarray | float) -> None:
-    if not np.all(np.isfinite(steps)) or np.any(np.asarray(steps) <= 0):
+    steps = np.asarray(steps, dtype=np.float64)  # array methods: the encoder checks every plane's step
+    if not (np.isfinite(steps).all() and (steps > 0).all()):
         raise ValueError("quantizer steps must be finite and positive")
 
 

@@ -124,13 +124,14 @@ class HuffmanTable:
         """(count per length, first code per length, used slots by (length, slot))."""
         counts = np.bincount(self.lengths, minlength=MAX_CODE_LENGTH + 1).astype(np.int64)
         counts[0] = 0
-        first = np.zeros(MAX_CODE_LENGTH + 1, dtype=np.int64)
+        per_length = counts.tolist()  # Python ints: the loop below runs for every table built
+        first = [0] * (MAX_CODE_LENGTH + 1)
         code = 0
         for length in range(1, MAX_CODE_LENGTH + 1):
-            code = (code + counts[length - 1]) << 1
+            code = (code + per_length[length - 1]) << 1
             first[length] = code
-        order = np.lexsort((np.arange(len(self.lengths)), self.lengths))
-        return counts, first, order[self.lengths[order] > 0]
+        order = np.argsort(self.lengths, kind="stable")  # by length, then slot; unused slots first
+        return counts, np.array(first, dtype=np.int64), order[len(order) - sum(per_length) :]
 
 
 def code_lengths(counts: np.ndarray) -> np.ndarray:
@@ -160,7 +161,7 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
 def _unlimited_lengths(freqs: np.ndarray) -> np.ndarray:
     """Depth of every leaf of a Huffman tree (ties: lower leaf or older node first)."""
     n = len(freqs)
-    heap = [(int(f), i) for i, f in enumerate(freqs)]
+    heap = list(zip(freqs.tolist(), range(n)))
     heapq.heapify(heap)
     parent = [0] * (2 * n - 1)
     node = n

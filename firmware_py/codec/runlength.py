@@ -285,15 +285,18 @@ def _table_from_counts(counts: np.ndarray) -> HuffmanTable:
 
 
 def payload_bits(dc_hist: np.ndarray, ac_hist: np.ndarray, extra: int, tables: PlaneTables) -> int:
-    """Exact payload size in bits for histograms coded with ``tables``."""
+    """Exact payload size in bits for histograms coded with ``tables``.
+
+    Rate control sizes every plane of every pass with this, so it reads only the span
+    each table covers: every count must fall on a symbol with a code there.
+    """
     total = extra
     for hist, table in ((dc_hist, tables.dc), (ac_hist, tables.ac)):
-        lengths = np.zeros(len(hist), dtype=np.int64)
-        span = slice(table.min_symbol, table.min_symbol + len(table.lengths))
-        lengths[span] = table.lengths[: len(lengths[span])]
-        if np.any((hist > 0) & (lengths == 0)):
+        span = hist[table.min_symbol : table.min_symbol + len(table.lengths)]
+        lengths = table.lengths[: len(span)]
+        if int(span[lengths > 0].sum()) != int(hist.sum()):
             raise ValueError("a symbol has no code in its table")
-        total += int(np.dot(hist, lengths))
+        total += int(np.dot(span, lengths.astype(np.int64)))
     return total
 
 

@@ -132,12 +132,13 @@ def compact_bits(table: HuffmanTable, kind: str) -> int:
     used = np.flatnonzero(table.lengths)
     if used.size == 0:
         return _COUNT_BITS
-    slots = SLOT_OF[kind][used + table.min_symbol]
-    if slots.min() < 0:
+    # Python lists: min and max of a few dozen values cost less than NumPy reductions.
+    slots = SLOT_OF[kind][used + table.min_symbol].tolist()
+    if min(slots) < 0:
         raise ValueError(f"{kind} table holds a symbol outside the block syntax")
-    lengths = table.lengths[used]
-    spread = int(lengths.max()) - int(lengths.min())
-    return _COUNT_BITS + 2 * _LENGTH_BITS + int(slots.max()) + 1 + used.size * spread.bit_length()
+    lengths = table.lengths[used].tolist()
+    spread = max(lengths) - min(lengths)
+    return _COUNT_BITS + 2 * _LENGTH_BITS + max(slots) + 1 + len(lengths) * spread.bit_length()
 
 
 def compact_size(table: HuffmanTable, kind: str) -> int:
@@ -150,16 +151,22 @@ def serialize_compact(table: HuffmanTable, kind: str) -> bytes:
     slot_lengths = _slot_lengths(table, kind)
     used = np.flatnonzero(slot_lengths)
     count = int(used[-1]) + 1 if used.size else 0
-    bits = [format(count, f"0{_COUNT_BITS}b")]
+    # MSB-first fields appended to one Python integer (the encoder writes a table per plane).
+    value, nbits = count, _COUNT_BITS
     if count:
         low, high = int(slot_lengths[used].min()), int(slot_lengths[used].max())
         width = (high - low).bit_length()
-        bits += [format(low, f"0{_LENGTH_BITS}b"), format(high, f"0{_LENGTH_BITS}b")]
-        for length in slot_lengths[:count]:
-            bits.append("1" + (format(int(length) - low, f"0{width}b") if width else "") if length else "0")
-    text = "".join(bits)
-    text += "0" * (-len(text) % 8)
-    return int(text, 2).to_bytes(len(text) // 8, "big")
+        value = (value << _LENGTH_BITS | low) << _LENGTH_BITS | high
+        nbits += 2 * _LENGTH_BITS
+        for length in slot_lengths[:count].tolist():
+            if length:
+                value = value << (width + 1) | 1 << width | length - low
+                nbits += width + 1
+            else:
+                value <<= 1
+                nbits += 1
+    padding = -nbits % 8
+    return (value << padding).to_bytes((nbits + padding) // 8, "big")
 
 
 class _BitReader:
