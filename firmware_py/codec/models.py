@@ -136,6 +136,16 @@ def verified_artifact(directory: Path, entry: dict, what: str) -> tuple[Path, st
     return path, actual
 
 
+def manifest_artifact(name: str, kind: str, what: str, directory: Path | None = None) -> tuple[Path, str]:
+    """Path and sha256 of model ``name``'s artifact, refused unless the manifest lists it
+    as ``kind`` and the file matches its hash (``what`` names the model in errors)."""
+    directory = directory or models_dir()
+    entry = load_manifest(directory)["models"].get(name)
+    if entry is None or entry.get("kind") != kind:
+        raise ModelError(f"{what} '{name}' is not in the manifest of {directory}")
+    return verified_artifact(directory, entry, f"model '{name}'")
+
+
 def export_artifact(name: str, kind: str, directory: Path | None = None) -> Path:
     """A hash-checked exported artifact of model ``name``, e.g. kind ``onnx-int8``.
 

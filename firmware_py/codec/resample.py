@@ -27,7 +27,7 @@ import numba
 import numpy as np
 
 from .errors import ImageError, ModelError
-from .models import artifact_cache, load_manifest, models_dir, verified_artifact
+from .models import artifact_cache, manifest_artifact
 
 FULL, HALF = 1, 2  # coded scales: the stream's coded planes are 1/scale of the output size
 RADIUS = 3
@@ -181,11 +181,7 @@ def upsample(image: np.ndarray, half: HalfResolution, height: int, width: int) -
 @artifact_cache(maxsize=8)
 def load_half_resolution(name: str, directory: Path | None = None) -> HalfResolution:
     """Load an upsampler and its rule by manifest name, refusing any hash or shape mismatch."""
-    directory = directory or models_dir()
-    entry = load_manifest(directory)["models"].get(name)
-    if entry is None or entry.get("kind") != KIND:
-        raise ModelError(f"half-resolution model '{name}' is not in the manifest of {directory}")
-    path, sha256 = verified_artifact(directory, entry, f"model '{name}'")
+    path, sha256 = manifest_artifact(name, KIND, "half-resolution model", directory)
     with np.load(path, allow_pickle=False) as arrays:
         if not {"weights", "gray_below_bpp", "colour_below_bpp"} <= set(arrays.files):
             raise ModelError(f"model '{name}': {path} lacks the weights or the rule thresholds")

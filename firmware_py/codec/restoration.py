@@ -33,7 +33,7 @@ import numpy as np
 from . import deadzone
 from .blocking import BLOCK, BLOCK_PIXELS
 from .errors import ModelError
-from .models import artifact_cache, load_manifest, models_dir, verified_artifact
+from .models import artifact_cache, manifest_artifact
 
 NEIGHBOUR_COEFFICIENTS = 16
 NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
@@ -105,11 +105,7 @@ def deblock(plane: np.ndarray, step: float, model: RestorationModel) -> np.ndarr
 @artifact_cache(maxsize=8)
 def load_restoration(name: str, directory: Path | None = None) -> RestorationModel:
     """Load a restoration model by manifest name, refusing any hash or shape mismatch."""
-    directory = directory or models_dir()
-    entry = load_manifest(directory)["models"].get(name)
-    if entry is None or entry.get("kind") != "block-restoration":
-        raise ModelError(f"restoration model '{name}' is not in the manifest of {directory}")
-    path, sha256 = verified_artifact(directory, entry, f"model '{name}'")
+    path, sha256 = manifest_artifact(name, "block-restoration", "restoration model", directory)
     with np.load(path, allow_pickle=False) as arrays:
         try:
             steps, weights, edge_weights = (np.asarray(arrays[k], dtype=np.float64) for k in ARRAYS)

@@ -19,7 +19,7 @@ import numpy as np
 from .bitio import MAX_CODE_LENGTH
 from .errors import CorruptStreamError, ModelError
 from .huffman import HuffmanTable
-from .models import artifact_cache, load_manifest, models_dir, verified_artifact
+from .models import artifact_cache, manifest_artifact
 from .runlength import PlaneTables, check_tables
 from .tablecoding import ALPHABETS, MAX_STATIC_TABLES, PlaneStatic, table_from_lengths
 
@@ -81,10 +81,6 @@ def static_tables_from_arrays(name: str, arrays, sha256: str) -> StaticTables:
 @artifact_cache(maxsize=4)
 def load_static_tables(name: str, directory: Path | None = None) -> StaticTables:
     """Load a static table set by manifest name, refusing any hash, shape or table defect."""
-    directory = directory or models_dir()
-    entry = load_manifest(directory)["models"].get(name)
-    if entry is None or entry.get("kind") != KIND:
-        raise ModelError(f"static table set '{name}' is not in the manifest of {directory}")
-    path, sha256 = verified_artifact(directory, entry, f"model '{name}'")
+    path, sha256 = manifest_artifact(name, KIND, "static table set", directory)
     with np.load(path, allow_pickle=False) as arrays:
         return static_tables_from_arrays(name, {key: arrays[key] for key in arrays.files}, sha256)
