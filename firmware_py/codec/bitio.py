@@ -20,6 +20,11 @@ MAX_CODE_LENGTH = 15
 STATUS_OK = 0
 STATUS_OUT_OF_BITS = 1
 STATUS_BAD_CODE = 2
+# What those statuses mean in a payload; each coder adds the messages of its own codes.
+STATUS_MESSAGES = {
+    STATUS_OUT_OF_BITS: "payload ends in the middle of a block",
+    STATUS_BAD_CODE: "bit pattern is not a code of the Huffman table",
+}
 
 
 @numba.njit(cache=True)

@@ -22,6 +22,7 @@ import numpy as np
 from .bitio import (
     MAX_CODE_LENGTH,
     STATUS_BAD_CODE,
+    STATUS_MESSAGES,
     STATUS_OK,
     STATUS_OUT_OF_BITS,
     check_padding,
@@ -36,11 +37,7 @@ MAX_ALPHABET = 1 << 15
 _TABLE_HEADER = struct.Struct("<hH")
 
 UNPACK_BAD_CLASS = 3
-_UNPACK_MESSAGES = {
-    STATUS_OUT_OF_BITS: "payload ends in the middle of a block",
-    STATUS_BAD_CODE: "bit pattern is not a code of the Huffman table",
-    UNPACK_BAD_CLASS: "block class index is out of range",
-}
+_UNPACK_MESSAGES = {**STATUS_MESSAGES, UNPACK_BAD_CLASS: "block class index is out of range"}
 
 
 @dataclass(frozen=True)

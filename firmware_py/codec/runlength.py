@@ -25,6 +25,7 @@ import numpy as np
 from .bitio import (
     MAX_CODE_LENGTH,
     STATUS_BAD_CODE,
+    STATUS_MESSAGES,
     STATUS_OK,
     STATUS_OUT_OF_BITS,
     check_padding,
@@ -51,11 +52,7 @@ MAX_BLOCK_BYTES = ((64 + 4) * (MAX_CODE_LENGTH + MAX_SIZE) + 7) // 8
 _TOO_BIG = f"a DC residual or AC level exceeds {MAX_VALUE}"
 
 UNPACK_RUN_PAST_BLOCK = 3
-_UNPACK_MESSAGES = {
-    STATUS_OUT_OF_BITS: "payload ends in the middle of a block",
-    STATUS_BAD_CODE: "bit pattern is not a code of the Huffman table",
-    UNPACK_RUN_PAST_BLOCK: "a zero run or level runs past the end of the block",
-}
+_UNPACK_MESSAGES = {**STATUS_MESSAGES, UNPACK_RUN_PAST_BLOCK: "a zero run or level runs past the end of the block"}
 
 
 @dataclass(frozen=True)
