@@ -15,12 +15,13 @@ from firmware_py import datasets, imageio, metrics
 from firmware_py.codec import ModelError, decode, decoder_v2, encode, models, postfilter
 from firmware_py.codec.blocking import BLOCK
 from firmware_py.codec.profile_v2 import get_transform_profile
+from firmware_py.codec.resample import FULL, HALF
 
 
 def random_filter(seed: int = 0) -> postfilter.PostFilter:
     rng = np.random.default_rng(seed)
     arrays = {key: rng.standard_normal(postfilter.SHAPES[key]).astype(np.float32) * 0.3 for key in postfilter.TRAINED}
-    arrays["step_range"] = np.array([5.0, 500.0], dtype=np.float32)
+    arrays["step_range"] = np.array([[5.0, 500.0], [20.0, 400.0]], dtype=np.float32)  # full, half scale
     return postfilter.PostFilter("random", arrays, "")
 
 
@@ -59,7 +60,7 @@ def test_filter_matches_the_loop_reference_at_any_size(shape):
     """Planes smaller than the receptive field, edge pixels, and several strips."""
     plane = np.random.default_rng(1).uniform(0, 255, shape)
     model = random_filter()
-    got = postfilter.apply(plane, 37.5, model)
+    got = postfilter.apply(plane, 37.5, model, FULL)
     expected = reference_apply(plane, 37.5, model)
     assert got.shape == shape and got.dtype == np.float64
     np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-2)
@@ -69,29 +70,32 @@ def test_filter_matches_the_loop_reference_at_any_size(shape):
 def test_step_and_block_phase_change_the_output():
     plane = np.random.default_rng(2).uniform(0, 255, (16, 16))
     model = random_filter()
-    assert not np.allclose(postfilter.apply(plane, 10.0, model), postfilter.apply(plane, 200.0, model))
-    shifted = postfilter.apply(plane[:, 1:], 10.0, model)[4:-4, 4:-4]
-    assert not np.allclose(shifted, postfilter.apply(plane, 10.0, model)[4:-4, 5:-4])
+    at_10 = postfilter.apply(plane, 10.0, model, FULL)
+    assert not np.allclose(at_10, postfilter.apply(plane, 200.0, model, FULL))
+    shifted = postfilter.apply(plane[:, 1:], 10.0, model, FULL)[4:-4, 4:-4]
+    assert not np.allclose(shifted, at_10[4:-4, 5:-4])
 
 
 def test_no_model_leaves_the_plane_and_bad_input_is_refused():
     plane = np.zeros((8, 8))
-    assert postfilter.apply(plane, 10.0, None) is plane
-    with pytest.raises(ValueError):
-        postfilter.apply(np.zeros((0, 8)), 10.0, random_filter())
-    with pytest.raises(ValueError):
-        postfilter.apply(plane, 0.0, random_filter())
+    assert postfilter.apply(plane, 10.0, None, FULL) is plane
+    for bad_plane, step, scale in ((np.zeros((0, 8)), 10.0, FULL), (plane, 0.0, FULL), (plane, 10.0, 3)):
+        with pytest.raises(ValueError):
+            postfilter.apply(bad_plane, step, random_filter(), scale)
 
 
-def test_steps_outside_the_trained_range_leave_the_plane():
-    """The filter extrapolates badly below its smallest training step (docs/MODELS.md)."""
+def test_steps_outside_the_trained_range_of_their_scale_leave_the_plane():
+    """The filter extrapolates badly below its smallest training step, which differs
+    between full and half resolution (docs/MODELS.md)."""
     plane = np.random.default_rng(3).uniform(0, 255, (16, 16))
     model = random_filter()
-    assert postfilter.covers(model, 5.0) and postfilter.covers(model, 500.0)
-    for step in (4.9, 501.0):
-        assert not postfilter.covers(model, step)
-        assert postfilter.apply(plane, step, model) is plane
-    assert not np.allclose(postfilter.apply(plane, 6.0, model), plane)
+    assert postfilter.covers(model, 5.0, FULL) and postfilter.covers(model, 500.0, FULL)
+    assert postfilter.covers(model, 20.0, HALF) and not postfilter.covers(model, 19.9, HALF)
+    for step, scale in ((4.9, FULL), (501.0, FULL), (10.0, HALF), (401.0, HALF)):
+        assert not postfilter.covers(model, step, scale)
+        assert postfilter.apply(plane, step, model, scale) is plane
+    assert not np.allclose(postfilter.apply(plane, 6.0, model, FULL), plane)
+    assert not np.allclose(postfilter.apply(plane, 21.0, model, HALF), plane)
 
 
 def write_model(directory, arrays: dict[str, np.ndarray], sha256: str | None = None) -> None:
@@ -115,8 +119,9 @@ def test_load_accepts_a_valid_file(tmp_path):
         (lambda a: a.pop("phase_rows"), "arrays are"),
         (lambda a: a.update(extra=np.zeros(1)), "arrays are"),
         (lambda a: a.update(bias3=np.array(["x"])), "bias3"),
-        (lambda a: a.update(step_range=np.array([50.0, 10.0], np.float32)), "step_range"),
-        (lambda a: a.update(step_range=np.array([0.0, 10.0], np.float32)), "step_range"),
+        (lambda a: a.update(step_range=np.array([[5.0, 10.0], [50.0, 10.0]], np.float32)), "step_range"),
+        (lambda a: a.update(step_range=np.array([[0.0, 10.0], [5.0, 10.0]], np.float32)), "step_range"),
+        (lambda a: a.update(step_range=np.array([5.0, 10.0], np.float32)), "step_range"),
     ],
 )
 def test_load_refuses_bad_arrays(tmp_path, change, message):
@@ -149,3 +154,26 @@ def test_shipped_filter_brings_training_decodes_closer(name, bpp):
     unfiltered = decoder_v2.render(stream, replace(read_profile, postfilter=None), planes)
     np.testing.assert_array_equal(filtered, decoder_v2.render(stream, read_profile, planes))
     assert metrics.psnr(image, filtered) > metrics.psnr(image, unfiltered) + 0.05
+
+
+def test_trained_step_range_is_measured_per_coded_scale():
+    from export.train_postfilter import trained_step_range
+
+    steps = np.log(np.array([8.0, 30.0, 12.0, 200.0]) / postfilter.STEP_REFERENCE)
+    scales = np.array([FULL, HALF, FULL, HALF])
+    np.testing.assert_allclose(trained_step_range(steps, scales), [[8.0, 12.0], [30.0, 200.0]])
+    with pytest.raises(ValueError, match="scale 2"):
+        trained_step_range(steps, np.full(4, FULL))
+
+
+def test_smooth_training_frames_keep_the_size_and_are_smoother():
+    from export.train_postfilter import smooth_frame
+
+    image = imageio.load_image(datasets.data_dir() / "waterloo" / "barb.png")
+    smooth, smoother = smooth_frame(image, 4), smooth_frame(image, 8)
+    assert smooth.shape == smoother.shape == image.shape and smooth.dtype == smoother.dtype == np.uint8
+
+    def roughness(frame: np.ndarray) -> float:
+        return float(np.mean(np.abs(np.diff(frame.astype(np.float64), axis=1))))
+
+    assert roughness(smoother) < roughness(smooth) / 1.5 < roughness(image) / 3

@@ -87,7 +87,7 @@ def render(
     """The output image of reconstructed planes: post-filtered (postfilter.py), converted
     to RGB and, for a half-resolution stream, upsampled to the header's size."""
     header = stream.header
-    filtered = [postfilter.apply(plane, step, profile.postfilter) for plane, step in planes]
+    filtered = [postfilter.apply(plane, step, profile.postfilter, stream.scale) for plane, step in planes]
     image = color.planes_to_image(filtered, *resample.coded_size(header.height, header.width, stream.scale))
     if stream.scale == resample.HALF:
         return resample.upsample(image, profile.half, header.height, header.width)
