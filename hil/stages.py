@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 
 # (stage, "module:attribute"): the stage functions of both stream formats (v1: block
 # classes and per-frame Huffman tables; v2: transform, dead zone, DC prediction,
-# run-length Huffman, restoration; v3: half-resolution resampling) and of packet mode, in pipeline order. Encode and
-# decode share stage names. A target missing from the codec is reported, not fatal.
+# run-length Huffman, restoration; v3: half-resolution resampling; v4: table choice; the
+# ground's post-filter) and of packet mode, in pipeline order. Encode and decode share
+# stage names. A target missing from the codec is reported, not fatal.
 STAGES: tuple[tuple[str, str], ...] = (
     ("resampling", "firmware_py.codec.resample:downsample"),
     ("colour", "firmware_py.codec.color:rgb_to_planes"),
@@ -41,6 +42,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("huffman_tables", "firmware_py.codec.huffman:HuffmanTable.from_symbols"),
     ("huffman_tables", "firmware_py.codec.runlength:symbol_counts"),
     ("huffman_tables", "firmware_py.codec.runlength:tables_for"),
+    ("huffman_tables", "firmware_py.codec.tablecoding:choose_tables"),
     ("huffman_tables", "firmware_py.codec.packet_tables:table_set"),
     ("huffman_tables", "firmware_py.codec.packet_tables:slice_tables"),
     ("huffman_tables", "firmware_py.codec.slices:block_costs"),
@@ -64,6 +66,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("transform", "firmware_py.codec.transform:synthesise"),
     ("blocking", "firmware_py.codec.blocking:blocks_to_plane"),
     ("restoration", "firmware_py.codec.restoration:deblock"),
+    ("postfilter", "firmware_py.codec.postfilter:apply"),
     ("colour", "firmware_py.codec.color:planes_to_image"),
     ("resampling", "firmware_py.codec.resample:upsample"),
 )
