@@ -38,3 +38,14 @@ def update_manifest(directory: Path, change: Callable[[dict], None]) -> dict:
     change(manifest)
     write_manifest(directory, manifest)
     return manifest
+
+
+def record_profile_model(directory: Path, profile: str, key: str, model: str, entry: dict) -> None:
+    """Store ``entry`` as model ``model`` and name it as profile ``profile``'s ``key``
+    (how each klt training step records its artifact)."""
+
+    def record(manifest: dict) -> None:
+        manifest["models"][model] = entry
+        manifest["profiles"][profile][key] = model
+
+    update_manifest(directory, record)

@@ -34,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from export import ablation_v2, train_v2
-from export.manifest import update_manifest
+from export.manifest import record_profile_model, update_manifest
 from firmware_py import datasets, imageio, metrics
 from firmware_py.codec import decoder_v2, models, postfilter, resample
 from firmware_py.codec.blocking import BLOCK
@@ -264,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
     # The filter learns from decodes without a filter; unhook the old one first, so that a
     # model file this code no longer reads does not stop the codec that makes the data.
     update_manifest(args.out, lambda manifest: manifest["profiles"][PROFILE].pop("postfilter", None))
-    models.clear_caches()
     entry = save(args.out, fit(training, log))
     entry["training"] = {
         "data": "waterloo training split (all but lena*, boat*, goldhill*) and smooth frames of each (central part upscaled), klt-decoded planes (gray, Y, Cb, Cr; full and half resolution)",
@@ -279,11 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": COMMAND,
     }
 
-    def record(manifest: dict) -> None:
-        manifest["models"][MODEL] = entry
-        manifest["profiles"][PROFILE]["postfilter"] = MODEL
-
-    update_manifest(args.out, record)
+    record_profile_model(args.out, PROFILE, "postfilter", MODEL, entry)
     print(f"{MODEL}: {entry['sha256']}")
     return 0
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.manifest import update_manifest
+from export.manifest import record_profile_model
 from firmware_py import datasets, imageio
 from firmware_py.codec import encoder_v2, huffman, ratecontrol, statictables, tablecoding
 from firmware_py.codec.encoder import budget_bytes
@@ -189,11 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = datasets.training_images()
     entry = save(args.out, train(paths, args.tables, log), paths, args.tables)
 
-    def record(manifest: dict) -> None:
-        manifest["models"][MODEL] = entry
-        manifest["profiles"][PROFILE]["static_tables"] = MODEL
-
-    update_manifest(args.out, record)
+    record_profile_model(args.out, PROFILE, "static_tables", MODEL, entry)
     log(f"wrote {args.out / entry['file']}")
     return 0
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.manifest import update_manifest
+from export.manifest import record_profile_model
 from firmware_py import datasets, imageio, metrics
 from firmware_py.codec import decode, models, resample
 from firmware_py.codec.encoder_v2 import encode
@@ -184,11 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": COMMAND,
     }
 
-    def record(manifest: dict) -> None:
-        manifest["models"][MODEL] = entry
-        manifest["profiles"][PROFILE]["half_resolution"] = MODEL
-
-    update_manifest(args.out, record)
+    record_profile_model(args.out, PROFILE, "half_resolution", MODEL, entry)
     print(f"{MODEL}: thresholds {fitted['thresholds']}, mean gains {fitted['gains_db']} dB")
     return 0
 
