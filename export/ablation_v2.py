@@ -66,7 +66,6 @@ from firmware_py.codec import (
 from firmware_py.codec.bitstream import ColourMode, StreamHeader
 from firmware_py.codec.encoder_v2 import PlaneCoefficients
 from firmware_py.codec.models import LinearAutoencoder
-from firmware_py.codec.profile_v2 import STATIC_TABLE_FORMAT_VERSION
 from firmware_py.fsutil import write_atomically
 
 TARGETS = (0.05, 0.1, 0.15, 0.25)
@@ -175,7 +174,7 @@ def stream_bytes(
     variant: Variant,
     static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
 ) -> int:
-    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), STATIC_TABLE_FORMAT_VERSION)
+    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), container_v2.STATIC_TABLE_VERSION)
     return container_v2.overhead_size(header) + plane_segment_bytes(levels, plane.rows, plane.cols, variant, static)
 
 

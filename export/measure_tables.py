@@ -31,8 +31,9 @@ from export import train_tables, train_v2
 from firmware_py import datasets, imageio, metrics
 from firmware_py.bench.bdrate import bjontegaard
 from firmware_py.codec import container_v2, decode, encoder_v2, ratecontrol, runlength, statictables
+from firmware_py.codec.container_v2 import SCALED_VERSION
 from firmware_py.codec.encoder import budget_bytes
-from firmware_py.codec.profile_v2 import SCALED_FORMAT_VERSION, TransformProfile
+from firmware_py.codec.profile_v2 import TransformProfile
 
 CURVE_BPP = (0.04, 0.05, 0.07, 0.1, 0.13, 0.15, 0.2, 0.25, 0.3)
 WAYS = ("v3", "compact", "v4")
@@ -40,9 +41,9 @@ WAYS = ("v3", "compact", "v4")
 
 def version_3_header(frame: encoder_v2.TransformedFrame, steps: tuple[float, ...]) -> container_v2.StreamHeader:
     p = frame.profile
-    fingerprint = p.stream_fingerprint(SCALED_FORMAT_VERSION)
+    fingerprint = p.stream_fingerprint(SCALED_VERSION)
     return container_v2.StreamHeader(
-        p.profile_id, frame.colour, frame.width, frame.height, fingerprint, steps, SCALED_FORMAT_VERSION
+        p.profile_id, frame.colour, frame.width, frame.height, fingerprint, steps, SCALED_VERSION
     )
 
 

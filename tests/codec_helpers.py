@@ -96,6 +96,17 @@ def replace_field(stream: bytes, name: str, value: bytes) -> bytes:
     return reseal(stream[: span.start] + value + stream[span.stop :])
 
 
+def parse_v2(stream: bytes):
+    """The container of an installed transform profile's stream, its static tables
+    resolved in that profile's set (container_v2.read_stream without the decoder's
+    fingerprint and upsampler checks)."""
+    from firmware_py.codec import container_v2
+    from firmware_py.codec.bitstream import read_header
+    from firmware_py.codec.profile_v2 import transform_profile_by_id
+
+    return container_v2.read_stream(stream, transform_profile_by_id(read_header(stream).profile_id).static_tables)
+
+
 def as_version(stream: bytes, version: int) -> bytes:
     """The same frame of a klt stream (version 4) as an earlier encoder wrote it: the
     tables resolved and written in the version 1 table format, with that version's
@@ -106,7 +117,7 @@ def as_version(stream: bytes, version: int) -> bytes:
     from firmware_py.codec import container_v2
     from firmware_py.codec.profile_v2 import transform_profile_by_id
 
-    parsed = container_v2.read_stream(stream)
+    parsed = parse_v2(stream)
     if version == 2:
         assert parsed.scale == 1 and len(parsed.header.steps) == 1, "only full-resolution gray streams have a v2 twin"
     profile = transform_profile_by_id(parsed.header.profile_id)

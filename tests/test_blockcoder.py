@@ -15,7 +15,7 @@ from firmware_py.codec.encoder import image_planes
 from firmware_py.codec.models import LinearAutoencoder
 from firmware_py.codec.profile_v2 import get_transform_profile
 
-from codec_helpers import crop
+from codec_helpers import crop, parse_v2
 
 PROFILE = "klt"
 
@@ -175,7 +175,7 @@ def test_rate_control_packs_the_pass_it_chose(profile, kodim23):
     budget = image.shape[0] * image.shape[1] // 50
     stream = encoder_v2.fit_budget(frame, budget)
     assert len(stream) <= budget
-    step = encoder_v2.container_v2.read_stream(stream).header.steps[0]
+    step = parse_v2(stream).header.steps[0]
     quality = step / profile.base_step
     fresh = encoder_v2.transform_frame(image, profile)
     assert stream == encoder_v2.code_frame(fresh, quality)

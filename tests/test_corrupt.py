@@ -29,10 +29,11 @@ from firmware_py.codec import (
     resample,
 )
 from firmware_py.codec.bitstream import SUPPORTED_VERSIONS
-from firmware_py.codec.profile_v2 import STATIC_TABLE_FORMAT_VERSION, get_transform_profile, is_transform_profile
+from firmware_py.codec.container_v2 import STATIC_TABLE_VERSION
+from firmware_py.codec.profile_v2 import get_transform_profile, is_transform_profile
 from firmware_py.codec.tablecoding import segment_tables_size
 
-from codec_helpers import as_version_3, crop, header_span, reseal, stream_fields
+from codec_helpers import as_version_3, crop, header_span, parse_v2, reseal, stream_fields
 
 # A decode takes about a millisecond; this deadline only catches hangs and runaway work.
 NO_HANG = timedelta(seconds=2)
@@ -191,7 +192,7 @@ def test_bit_flips_anywhere_with_recomputed_crc(corpus, data):
 
 def table_spans(stream: bytes) -> list[tuple[int, int]]:
     """(start, stop) of each version 4 plane's table references and explicit tables."""
-    parsed = container_v2.read_stream(stream)
+    parsed = parse_v2(stream)
     spans, offset = [], container_v2.overhead_size(parsed.header) - 4
     for plane in parsed.planes:
         size = segment_tables_size(plane.refs, plane.tables)
@@ -204,8 +205,8 @@ def test_corpus_has_version_4_streams_with_static_and_explicit_tables(corpus):
     refs = [
         ref
         for stream, _ in corpus
-        if read_header(stream).version == STATIC_TABLE_FORMAT_VERSION
-        for plane in container_v2.read_stream(stream).planes
+        if read_header(stream).version == STATIC_TABLE_VERSION
+        for plane in parse_v2(stream).planes
         for ref in (plane.refs.dc, plane.refs.ac)
     ]
     assert 0 in refs and any(ref > 0 for ref in refs)
@@ -216,7 +217,7 @@ def test_corpus_has_version_4_streams_with_static_and_explicit_tables(corpus):
 @given(data=st.data())
 def test_version_4_table_mutations_with_recomputed_crc(corpus, data):
     """A damaged reference byte or compact table decodes (another valid table) or is rejected."""
-    stream, _ = pick(data, [entry for entry in corpus if read_header(entry[0]).version == STATIC_TABLE_FORMAT_VERSION])
+    stream, _ = pick(data, [entry for entry in corpus if read_header(entry[0]).version == STATIC_TABLE_VERSION])
     start, stop = data.draw(st.sampled_from(table_spans(stream)), label="plane tables")
     body = stream[:start] + mutate(data, stream[start:stop]) + stream[stop:]
     decode_or_reject(reseal(body))

@@ -26,7 +26,7 @@ from firmware_py.codec import (
 )
 from firmware_py.codec.profile_v2 import get_transform_profile
 
-from codec_helpers import as_version_2, crop, reseal
+from codec_helpers import as_version_2, crop, parse_v2, reseal
 
 PROFILE = "klt"
 SCALE_OFFSET = 16 + 2 * 4 + 1  # fixed header, luma and chroma steps, dead-zone offset (colour)
@@ -95,7 +95,7 @@ def test_round_trip_any_size_both_scales(lena2, kodim23, height, width, scale):
         stream = encoder_v2.encode(image, quality=1.0, profile=PROFILE, scale=scale)
         header = read_header(stream)
         assert header.version == 4 and len(header.steps) == (1 if image.ndim == 2 else 2)
-        assert container_v2.read_stream(stream).scale == scale
+        assert parse_v2(stream).scale == scale
         decoded = decode(stream)
         assert decoded.shape == image.shape and decoded.dtype == np.uint8
         if min(height, width) >= 16:
@@ -126,16 +126,16 @@ def test_rule_picks_half_only_for_low_budgets_of_large_enough_frames(half):
 def test_encode_chooses_the_scale_by_the_rule(lena2, half):
     image = crop(lena2, 256, 256)
     low, high = 0.5 * half.gray_below_bpp, 2 * half.gray_below_bpp
-    assert container_v2.read_stream(encode(image, bpp=low, profile=PROFILE)).scale == resample.HALF
-    assert container_v2.read_stream(encode(image, bpp=high, profile=PROFILE)).scale == resample.FULL
-    assert container_v2.read_stream(encode(image, quality=8.0, profile=PROFILE)).scale == resample.FULL  # no budget
+    assert parse_v2(encode(image, bpp=low, profile=PROFILE)).scale == resample.HALF
+    assert parse_v2(encode(image, bpp=high, profile=PROFILE)).scale == resample.FULL
+    assert parse_v2(encode(image, quality=8.0, profile=PROFILE)).scale == resample.FULL  # no budget
 
 
 @pytest.mark.parametrize(("height", "width"), [(3, 5), (17, 9), (40, 300)])
 def test_small_frames_stay_at_full_resolution(lena2, height, width):
     image = crop(lena2, height, width)
     stream = encode(image, max_bytes=400, profile=PROFILE)
-    assert container_v2.read_stream(stream).scale == resample.FULL
+    assert parse_v2(stream).scale == resample.FULL
 
 
 @pytest.mark.parametrize("bpp", [0.03, 0.04, 0.05, 0.07])
@@ -170,7 +170,7 @@ def test_truncated_before_the_scale_byte_is_corrupt(half_stream):
 
 
 def test_version_2_stream_with_a_scale_is_never_written(half_stream):
-    stream = container_v2.read_stream(half_stream)
+    stream = parse_v2(half_stream)
     with pytest.raises(ValueError):
         container_v2.StreamV2(replace(stream.header, version=2), stream.rounding_units, stream.planes, resample.HALF)
 
@@ -215,7 +215,7 @@ def test_modified_upsampler_artifact_is_refused(models_copy):
 def test_version_2_streams_still_decode(lena2):
     image = crop(lena2, 64, 96)
     stream = as_version_2(encoder_v2.encode(image, bpp=0.5, profile=PROFILE, scale=resample.FULL))
-    assert read_header(stream).version == 2 and container_v2.read_stream(stream).scale == 1
+    assert read_header(stream).version == 2 and parse_v2(stream).scale == 1
     assert metrics.psnr(image, decode(stream)) > 25
 
 

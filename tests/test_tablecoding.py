@@ -18,7 +18,7 @@ from firmware_py.codec.models import file_sha256
 from firmware_py.codec.profile_v2 import get_transform_profile
 from firmware_py.codec.statictables import KIND, load_static_tables
 
-from codec_helpers import crop, reseal
+from codec_helpers import crop, parse_v2, reseal
 
 WORKED_EXAMPLE = bytes.fromhex("13138b8000c0")
 
@@ -134,26 +134,26 @@ def test_rate_control_sizes_version_4_streams_exactly(lena2, kodim23, size, qual
         steps, planes = encoder_v2.quantize_frame(frame, quality)
         stream = encoder_v2.pack_frame(frame, steps, planes)
         assert encoder_v2.coded_size(frame, steps, planes) == len(stream)
-        parsed = container_v2.read_stream(stream)
+        parsed = parse_v2(stream)
         assert [p.refs for p in parsed.planes] == [q.refs for q in planes]
         decode(stream)
 
 
 def test_encoder_references_static_tables_of_small_frames(lena2):
     stream = encoder_v2.encode(crop(lena2, 40, 56), quality=1.0, profile="klt")
-    refs = container_v2.read_stream(stream).planes[0].refs
+    refs = parse_v2(stream).planes[0].refs
     assert refs.dc > 0 and refs.ac > 0
 
 
 def test_reference_past_the_static_set_is_corrupt(lena2):
     stream = encoder_v2.encode(crop(lena2, 40, 56), quality=1.0, profile="klt")
     static = get_transform_profile("klt").static_tables
-    offset = container_v2.overhead_size(container_v2.read_stream(stream).header) - 4
+    offset = container_v2.overhead_size(parse_v2(stream).header) - 4
     count = len(static.luma.ac)
     damaged = bytearray(stream)
     damaged[offset] = (damaged[offset] & 0xF0) | (count + 1)
     with pytest.raises(CorruptStreamError, match=f"static AC table {count}, the profile has {count}"):
-        container_v2.read_stream(reseal(bytes(damaged)))
+        parse_v2(reseal(bytes(damaged)))
 
 
 # --- the static table set ---------------------------------------------------------------

@@ -28,7 +28,6 @@ from .bitstream import (
 )
 from .errors import CorruptStreamError
 from .huffman import HuffmanTable
-from .profile_v2 import transform_profile_by_id
 from .runlength import PlaneTables
 from .statictables import StaticTables
 from .tablecoding import EXPLICIT, EXPLICIT_REFS, TableRefs, parse_compact, segment_tables_size, serialize_compact
@@ -116,12 +115,6 @@ def write_stream(stream: StreamV2) -> bytes:
     return seal(b"".join(parts))
 
 
-def installed_static_tables(profile_id: int) -> StaticTables | None:
-    """The static table set of the installed transform profile ``profile_id``, if any."""
-    profile = transform_profile_by_id(profile_id)
-    return profile.static_tables if profile is not None else None
-
-
 def _explicit_compact(plane: PlaneSegmentV2) -> list[bytes]:
     """The compact codings of the plane's explicit tables, DC first."""
     pairs = ((plane.tables.dc, "dc", plane.refs.dc), (plane.tables.ac, "ac", plane.refs.ac))
@@ -158,14 +151,12 @@ def _read_tables_v4(
     return PlaneTables(*tables), refs, offset
 
 
-def read_stream(data: bytes, static: StaticTables | None = None) -> StreamV2:
+def read_stream(data: bytes, static: StaticTables | None) -> StreamV2:
     """Parse a version 2, 3 or 4 stream. Version 4 planes may reference static tables of
-    ``static`` (the decoder passes its profile's set), by default the set of the installed
-    profile with the header's id."""
+    ``static``, the set of the profile the header names (the decoder passes its
+    profile's; None: any static reference is corrupt)."""
     view = memoryview(data)
     header, offset = parse_header(view)
-    if header.version == STATIC_TABLE_VERSION and static is None:
-        static = installed_static_tables(header.profile_id)
     if header.version not in (2,) + SCALED_VERSIONS:
         raise CorruptStreamError(f"not a version 2, 3 or 4 stream (version {header.version})")
     if header.class_count != step_count(header):

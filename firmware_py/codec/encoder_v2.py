@@ -26,7 +26,7 @@ from .bitstream import ColourMode, StreamHeader
 from .encoder import budget_bytes, image_planes
 from .errors import ModelError
 from .models import LinearAutoencoder
-from .profile_v2 import STATIC_TABLE_FORMAT_VERSION, TransformProfile, get_transform_profile
+from .profile_v2 import TransformProfile, get_transform_profile
 from .statictables import StaticTables
 
 
@@ -115,7 +115,7 @@ def stream_steps(frame: TransformedFrame, quality: float) -> tuple[float, ...]:
 
 def _header(frame: TransformedFrame, steps: tuple[float, ...]) -> StreamHeader:
     p = frame.profile
-    version = STATIC_TABLE_FORMAT_VERSION
+    version = container_v2.STATIC_TABLE_VERSION
     return StreamHeader(p.profile_id, frame.colour, frame.width, frame.height, p.stream_fingerprint(version), steps, version)
 
 

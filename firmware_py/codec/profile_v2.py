@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from .bitstream import StreamHeader
 from .blocking import BLOCK_PIXELS
+from .container_v2 import SCALED_VERSION, STATIC_TABLE_VERSION
 from .errors import ModelError, QpvError
 from .models import LinearAutoencoder, load_autoencoder, load_manifest
 from .profiles import MAX_QUALITY, MIN_QUALITY
@@ -26,9 +27,7 @@ FORMAT_VERSION = 2
 # Stream versions these profiles read: 2 (earlier encoders) and 3 (format 2 plus one step
 # per plane kind and a coded scale; resample.py) and 4 (3 with compact or static Huffman
 # tables; tablecoding.py), the only one their encoder writes.
-SCALED_FORMAT_VERSION = 3
-STATIC_TABLE_FORMAT_VERSION = 4
-STREAM_VERSIONS = (FORMAT_VERSION, SCALED_FORMAT_VERSION, STATIC_TABLE_FORMAT_VERSION)
+STREAM_VERSIONS = (FORMAT_VERSION, SCALED_VERSION, STATIC_TABLE_VERSION)
 
 
 @dataclass(frozen=True)
@@ -66,9 +65,9 @@ class TransformProfile:
         """The header's fingerprint: version 3 streams name the upsampler too, if any, and
         version 4 streams also the static table set (always hashed, so that version 4
         fingerprints differ from version 3 ones)."""
-        if version == STATIC_TABLE_FORMAT_VERSION:
+        if version == STATIC_TABLE_VERSION:
             tables = self.static_tables.sha256 if self.static_tables is not None else ""
-            named = self.stream_fingerprint(SCALED_FORMAT_VERSION) + b"static:" + tables.encode("ascii")
+            named = self.stream_fingerprint(SCALED_VERSION) + b"static:" + tables.encode("ascii")
             return hashlib.sha256(named).digest()[:4]
         if version == FORMAT_VERSION or self.half is None:
             return self.fingerprint
