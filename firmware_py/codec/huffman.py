@@ -93,10 +93,9 @@ class HuffmanTable:
         if n & 1 and nibbles[-1] != 0:
             raise CorruptStreamError("Huffman table padding nibble is not zero")
         lengths = nibbles[:n].copy()
-        used = lengths[lengths > 0].astype(np.int64)
-        if n and used.size == 0:
+        if n and not lengths.any():
             raise CorruptStreamError("Huffman table declares a range but no symbol")
-        if np.sum(1 << (MAX_CODE_LENGTH - used)) > 1 << MAX_CODE_LENGTH:
+        if not fits_kraft(lengths):
             raise CorruptStreamError("Huffman table code lengths violate the Kraft inequality")
         return cls(int(min_symbol), lengths), offset + size
 
@@ -129,6 +128,13 @@ class HuffmanTable:
             first[length] = code
         order = np.argsort(self.lengths, kind="stable")  # by length, then slot; unused slots first
         return counts, np.array(first, dtype=np.int64), order[len(order) - sum(per_length) :]
+
+
+def fits_kraft(lengths: np.ndarray) -> bool:
+    """Whether code ``lengths`` (0 = unused, at most MAX_CODE_LENGTH) satisfy Kraft's
+    inequality, i.e. a prefix code with them exists: every table read is checked."""
+    used = lengths[lengths > 0].astype(np.int64)
+    return int(np.sum(1 << (MAX_CODE_LENGTH - used))) <= 1 << MAX_CODE_LENGTH
 
 
 def code_lengths(counts: np.ndarray) -> np.ndarray:

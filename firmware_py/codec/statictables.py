@@ -18,7 +18,7 @@ import numpy as np
 
 from .bitio import MAX_CODE_LENGTH
 from .errors import CorruptStreamError, ModelError
-from .huffman import HuffmanTable
+from .huffman import HuffmanTable, fits_kraft
 from .models import artifact_cache, manifest_artifact
 from .runlength import PlaneTables, check_tables
 from .tablecoding import ALPHABETS, MAX_STATIC_TABLES, PlaneStatic, table_from_lengths
@@ -49,8 +49,7 @@ def check_lengths(lengths: np.ndarray, table_kind: str, what: str) -> None:
     lengths = np.asarray(lengths)
     if lengths.shape != (ALPHABETS[table_kind],) or lengths.max(initial=0) > MAX_CODE_LENGTH:
         raise ModelError(f"{what}: expected {ALPHABETS[table_kind]} code lengths of at most {MAX_CODE_LENGTH} bits")
-    used = lengths[lengths > 0].astype(np.int64)
-    if used.size == 0 or np.sum(1 << (MAX_CODE_LENGTH - used)) > 1 << MAX_CODE_LENGTH:
+    if not lengths.any() or not fits_kraft(lengths):
         raise ModelError(f"{what}: no symbol, or code lengths that violate the Kraft inequality")
     table, empty = table_from_lengths(lengths), HuffmanTable.empty()
     try:

@@ -26,7 +26,7 @@ import numpy as np
 
 from .bitio import MAX_CODE_LENGTH
 from .errors import CorruptStreamError
-from .huffman import HuffmanTable
+from .huffman import HuffmanTable, fits_kraft
 from .runlength import AC_ALPHABET, DC_ALPHABET, EOB, MAX_RUN, MAX_SIZE, ZRL, PlaneTables
 
 EXPLICIT = 0  # a table reference; static table k is k + 1
@@ -214,8 +214,7 @@ def parse_compact(data: bytes | memoryview, offset: int, kind: str) -> tuple[Huf
                 lengths[slot] = length
         if lengths[slots[count - 1]] == 0:
             raise CorruptStreamError(f"the last coded slot of the compact {what} is unused")
-        used = lengths[lengths > 0].astype(np.int64)
-        if np.sum(1 << (MAX_CODE_LENGTH - used)) > 1 << MAX_CODE_LENGTH:
+        if not fits_kraft(lengths):
             raise CorruptStreamError(f"compact {what} code lengths violate the Kraft inequality")
     return table_from_lengths(lengths), reader.finish()
 
