@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import deadzone, transform
+from . import deadzone, scratch, transform
 from .blocking import BLOCK, BLOCK_PIXELS, block_grid, plane_to_blocks
 from .deadzone import STATUS_NOT_FINITE, STATUS_OK, STATUS_TOO_LARGE, check_rounding, check_status, check_steps
 from .models import LinearAutoencoder, artifact_cache
@@ -249,9 +249,10 @@ class BlockCoefficients:
         return cls(rows, cols, np.empty((BLOCK_PIXELS, 0)), np.zeros(n, dtype=np.int64), plane, _kernel_basis(basis))
 
     def retain(self) -> None:
-        """Keep the coefficients computed from now on: several steps will be tried (rate control)."""
+        """Keep the coefficients computed from now on: several steps will be tried (rate
+        control). Their memory is scratch (reused from earlier encodes, scratch.py)."""
         if self._plane.size and self.coefficients.shape[1] == 0:
-            self.coefficients = np.empty((BLOCK_PIXELS, self.rows * self.cols))
+            self.coefficients = scratch.empty((BLOCK_PIXELS, self.rows * self.cols))
             self.known[:] = 0
 
     def quantize(self, step: float, rounding: float) -> PlaneLevels:

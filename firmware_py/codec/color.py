@@ -12,6 +12,8 @@ require bit-identical results.
 import numba
 import numpy as np
 
+from . import scratch
+
 _RGB_TO_YCBCR = np.array(
     [
         [0.299, 0.587, 0.114],
@@ -119,13 +121,14 @@ def _rgb_to_planes_kernel(rgb, m, y, cb, cr):
 
 
 def rgb_to_planes(rgb: np.ndarray) -> list[np.ndarray]:
-    """HxWx3 uint8 RGB -> [Y (HxW), Cb, Cr (4:2:0)] float64 planes, as the codec codes them."""
+    """HxWx3 uint8 RGB -> [Y (HxW), Cb, Cr (4:2:0)] float64 planes, as the codec codes them
+    (in memory reused from earlier encodes inside scratch.reusing_arrays)."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3 or 0 in rgb.shape:
         raise ValueError(f"expected a non-empty HxWx3 uint8 image, got {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
-    y = np.empty((h, w))
-    cb = np.empty(chroma_shape(h, w))
-    cr = np.empty(chroma_shape(h, w))
+    y = scratch.empty((h, w))
+    cb = scratch.empty(chroma_shape(h, w))
+    cr = scratch.empty(chroma_shape(h, w))
     _rgb_to_planes_kernel(np.ascontiguousarray(rgb).reshape(h, 3 * w), _RGB_TO_YCBCR, y, cb, cr)
     return [y, cb, cr]
 

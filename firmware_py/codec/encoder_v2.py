@@ -19,7 +19,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import blockcoder, blocking, color, container_v2, prediction, ratecontrol, resample, runlength, tablecoding
+from . import (
+    blockcoder,
+    blocking,
+    color,
+    container_v2,
+    prediction,
+    ratecontrol,
+    resample,
+    runlength,
+    scratch,
+    tablecoding,
+)
 from .backends import Backend, get_backend
 from .backends.numba_backend import NumbaBackend
 from .bitstream import ColourMode, StreamHeader
@@ -197,17 +208,20 @@ def encode(
 
     ``scale`` 1 or 2 forces full or half resolution (offline tools, tests); by default the
     profile's rule (resample.HalfResolution.pays) chooses half resolution from the budget.
+    The large working arrays are reused from earlier encodes (scratch.py): only bytes
+    leave this function.
     """
     if quality is not None and (bpp is not None or max_bytes is not None):
         raise ValueError("give quality or a byte budget (bpp / max_bytes), not both")
     transform_profile = get_transform_profile(profile)
     if scale is None:
         scale = chosen_scale(transform_profile, image, bpp, max_bytes)
-    frame = transform_frame(image, transform_profile, backend, scale)
-    budget = budget_bytes(frame.height * frame.width, bpp, max_bytes)
-    if budget is not None:
-        return fit_budget(frame, budget)
-    return code_frame(frame, 1.0 if quality is None else quality)
+    with scratch.reusing_arrays():
+        frame = transform_frame(image, transform_profile, backend, scale)
+        budget = budget_bytes(frame.height * frame.width, bpp, max_bytes)
+        if budget is not None:
+            return fit_budget(frame, budget)
+        return code_frame(frame, 1.0 if quality is None else quality)
 
 
 def chosen_scale(profile: TransformProfile, image: np.ndarray, bpp: float | None, max_bytes: int | None) -> int:
