@@ -140,6 +140,17 @@ def test_canonical_codes_match_slot_by_slot_assignment(counts):
     assert codes.dtype == np.uint32
     np.testing.assert_array_equal(codes, canonical_codes_by_slot(table))
 
+
+def test_canonical_codes_are_built_once_per_table_and_read_only():
+    """The encoder asks the profile's static tables for their codes every frame."""
+    table = HuffmanTable(3, code_lengths(np.array([40, 1, 0, 7, 7, 2])))
+    codes = table.canonical_codes()
+    assert table.canonical_codes() is codes
+    with pytest.raises(ValueError):
+        codes[0] = 1  # a caller cannot corrupt the codes of later frames
+    np.testing.assert_array_equal(codes, canonical_codes_by_slot(table))
+
+
 # -- table serialization --------------------------------------------------------------
 
 

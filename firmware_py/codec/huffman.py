@@ -103,12 +103,17 @@ class HuffmanTable:
         """uint32 code of every symbol slot (0 where unused), assigned canonically: the
         used slots in (length, slot) order take consecutive codes from their length's first
         code. Array operations, not a loop over slots: the encoder builds codes for every
-        table of every frame."""
-        counts, first, order = self._canonical_order()
-        lengths = self.lengths[order].astype(np.int64)
-        group_start = np.cumsum(counts) - counts  # index in ``order`` of each length's first slot
-        codes = np.zeros(len(self.lengths), dtype=np.uint32)
-        codes[order] = first[lengths] + np.arange(len(order)) - group_start[lengths]
+        table of every frame. Computed once per table and read-only: a profile's static
+        tables code planes of most frames."""
+        codes = self.__dict__.get("_canonical_codes")
+        if codes is None:
+            counts, first, order = self._canonical_order()
+            lengths = self.lengths[order].astype(np.int64)
+            group_start = np.cumsum(counts) - counts  # index in ``order`` of each length's first slot
+            codes = np.zeros(len(self.lengths), dtype=np.uint32)
+            codes[order] = first[lengths] + np.arange(len(order)) - group_start[lengths]
+            codes.flags.writeable = False
+            object.__setattr__(self, "_canonical_codes", codes)  # a cache, not a field
         return codes
 
     def decoder_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
