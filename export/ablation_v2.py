@@ -24,7 +24,7 @@ luma) to every bpp of CURVE_BPP on every held-out image:
 - ``no-restoration``: the same streams as ``klt``, dequantized as level x step;
 - ``dct``: the 8x8 DCT-II basis in zigzag order instead of the KLT (restoration refitted).
 
-Sizes are whole version 4 streams (header, tables, CRC), computed from the exact symbol
+Sizes are whole version 5 streams (header, tables, CRC), computed from the exact symbol
 counts without packing, with explicit (compact) tables only: no static table set is fitted
 here (export/measure_tables.py checks those); ``tests/test_ablation_v2.py`` checks that
 they equal the encoder's.
@@ -39,7 +39,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +56,7 @@ from firmware_py.codec import (
     color,
     container_v2,
     huffman,
+    jointdc,
     prediction,
     ratecontrol,
     restoration,
@@ -137,7 +138,8 @@ def previous_block_residuals(dc: np.ndarray) -> np.ndarray:
 
 
 def ac_bits_without_runs(levels: np.ndarray) -> int:
-    """Huffman bits of (size category per AC level up to the last non-zero, then EOB)."""
+    """Huffman bits of (size category per AC level up to the last non-zero, then EOB) of
+    the blocks with AC levels (the joint DC symbol says which have none)."""
     ac = np.abs(levels[:, 1:])
     sizes = np.where(ac > 0, np.floor(np.log2(np.maximum(ac, 1))).astype(np.int64) + 1, 0)
     positions = np.arange(1, blocking.BLOCK_PIXELS)
@@ -145,7 +147,8 @@ def ac_bits_without_runs(levels: np.ndarray) -> int:
     coded = positions[None, :] <= last[:, None]
     eob = runlength.MAX_SIZE + 1
     hist = np.bincount(
-        np.concatenate([sizes[coded], np.full(int(np.sum(last < blocking.BLOCK_PIXELS - 1)), eob)]), minlength=eob + 1
+        np.concatenate([sizes[coded], np.full(int(np.sum((last > 0) & (last < blocking.BLOCK_PIXELS - 1))), eob)]),
+        minlength=eob + 1,
     )
     return int(np.dot(hist, huffman.code_lengths(hist)))
 
@@ -153,16 +156,17 @@ def ac_bits_without_runs(levels: np.ndarray) -> int:
 def plane_segment_bytes(
     levels: np.ndarray, rows: int, cols: int, variant: Variant, static: tablecoding.PlaneStatic
 ) -> int:
-    """Bytes of a version 4 plane segment, its tables chosen like the encoder's among the
+    """Bytes of a version 5 plane segment, its tables chosen like the encoder's among the
     plane's optimal ones and ``static`` (none in the check: no static set is fitted)."""
     dc = levels[:, 0]
     residuals = prediction.dc_residuals(dc, rows, cols) if variant.med else previous_block_residuals(dc)
-    dc_hist, ac_hist, extra = runlength.symbol_counts(residuals, levels)
-    refs, tables = tablecoding.choose_tables(dc_hist, ac_hist, runlength.tables_for(dc_hist, ac_hist), static)
+    counts = jointdc.symbol_counts(residuals, levels, cols)
+    refs, tables = tablecoding.choose_joint_tables(counts, static)
     if variant.zero_runs:
-        bits = runlength.payload_bits(dc_hist, ac_hist, extra, tables)
+        bits = jointdc.payload_bits(counts, tables)
     else:
-        bits = runlength.payload_bits(dc_hist, np.zeros_like(ac_hist), extra, tables) + ac_bits_without_runs(levels)
+        no_ac = replace(counts, ac=np.zeros_like(counts.ac))
+        bits = jointdc.payload_bits(no_ac, tables) + ac_bits_without_runs(levels)
     return container_v2.segment_size(tables, (bits + 7) // 8, refs)
 
 
@@ -174,7 +178,7 @@ def stream_bytes(
     variant: Variant,
     static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
 ) -> int:
-    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), container_v2.STATIC_TABLE_VERSION)
+    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), container_v2.JOINT_VERSION)
     return container_v2.overhead_size(header) + plane_segment_bytes(levels, plane.rows, plane.cols, variant, static)
 
 
