@@ -22,7 +22,10 @@ luma) to every bpp of CURVE_BPP on every held-out image:
 - ``no-deblocking``: the same streams as ``klt``, restored without the edge maps (the
   restoration of the committed models before this check);
 - ``no-restoration``: the same streams as ``klt``, dequantized as level x step;
-- ``dct``: the 8x8 DCT-II basis in zigzag order instead of the KLT (restoration refitted).
+- ``dct``: the 8x8 DCT-II basis in zigzag order instead of the separable KLT
+  (restoration refitted);
+- ``full-klt``: the KLT of the whole mean-removed 64-pixel blocks (the klt basis until
+  issue 5, session 4) instead of the separable KLT (restoration refitted).
 
 Sizes are whole version 5 streams (header, tables, CRC), computed from the exact symbol
 counts without packing, with explicit (compact) tables only: no static table set is fitted
@@ -93,7 +96,8 @@ VARIANTS = (
     Variant("no-zero-runs", "AC: one symbol per level up to the last non-zero, then EOB (estimate)", zero_runs=False),
     Variant("no-deblocking", "restoration without its edge maps", deblock=False),
     Variant("no-restoration", "dequantize as level x step (no restoration, no deblocking)", restore=False),
-    Variant("dct", "8x8 DCT-II in zigzag order instead of the KLT", basis="dct"),
+    Variant("dct", "8x8 DCT-II in zigzag order instead of the separable KLT", basis="dct"),
+    Variant("full-klt", "KLT of whole 64-pixel blocks instead of the separable KLT", basis="full-klt"),
 )
 
 
@@ -108,6 +112,16 @@ def dct_basis() -> np.ndarray:
     return np.array([np.outer(one[u], one[v]).ravel() for u, v in zigzag])
 
 
+def full_klt_basis(x: np.ndarray) -> np.ndarray:
+    """(64, 64) orthonormal rows: DC, then the principal axes of the mean-removed (n, 64)
+    blocks ``x`` in decreasing variance."""
+    ac = x - x.mean(axis=1, keepdims=True)
+    variances, vectors = np.linalg.eigh(ac.T @ ac / len(ac))
+    axes = vectors[:, np.argsort(variances)[::-1][: blocking.BLOCK_PIXELS - 1]].T
+    axes *= np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])[:, None]
+    return np.concatenate([np.full((1, blocking.BLOCK_PIXELS), 1.0 / blocking.BLOCK), axes])
+
+
 @dataclass(frozen=True)
 class Fitted:
     bases: dict[str, LinearAutoencoder]
@@ -118,16 +132,18 @@ class Fitted:
 
 def fit(paths: list[Path], log: Callable[[str], None]) -> Fitted:
     """export/train_v2.py's procedure on ``paths``, plus what the variants need refitted."""
+    blocks = training_blocks(paths)
     bases = {
-        "klt": train_v2.basis_model(train_v2.learn_basis(training_blocks(paths))),
+        "klt": train_v2.basis_model(train_v2.learn_basis(blocks)),
         "dct": train_v2.basis_model(dct_basis(), "dct"),
+        "full-klt": train_v2.basis_model(full_klt_basis(blocks), "full-klt"),
     }
     images = [imageio.load_image(p, gray=True) for p in paths]
     planes = {key: [train_v2.plane_coefficients(img, model) for img in images] for key, model in bases.items()}
     rounding, base_step, _ = train_v2.tune_rounding(images, planes["klt"], bases["klt"], log)
     restorations = {
         (key, r): train_v2.fit_restoration(images, planes[key], bases[key], r, log)
-        for key, r in (("klt", rounding), ("klt", 0.5), ("dct", rounding))
+        for key, r in (("klt", rounding), ("klt", 0.5), ("dct", rounding), ("full-klt", rounding))
     }
     return Fitted(bases, rounding, base_step, restorations)
 

@@ -22,9 +22,8 @@ def profile_for(header: StreamHeader) -> TransformProfile:
     profile = transform_profile_by_id(header.profile_id)
     if profile is None:
         raise CorruptStreamError(f"stream uses profile id {header.profile_id}, which no installed format 2 profile defines")
-    if not profile.decodes_earlier(header):
-        check_version_against_fingerprint(header, profile)
-        check_fingerprint(header, profile.name, profile.stream_fingerprint(header.version))
+    check_version_against_fingerprint(header, profile)
+    check_fingerprint(header, profile.name, profile.stream_fingerprint(header.version))
     return profile
 
 

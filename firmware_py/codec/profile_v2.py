@@ -42,8 +42,6 @@ class TransformProfile:
     base_step: float
     rounding: float  # dead-zone rounding offset of AC levels, in (0, 1/2]
     half: HalfResolution | None = None  # upsampler and rule of version 3 streams, if any
-    # Version 2 fingerprints of earlier model sets with this basis (their streams decode).
-    earlier_fingerprints: tuple[bytes, ...] = ()
     static_tables: StaticTables | None = None  # static Huffman tables of version 4 streams
     # The ground's post-filter of decoded planes, if any: the decoder's own choice, like
     # restoration, so no fingerprint names it.
@@ -58,12 +56,6 @@ class TransformProfile:
         levels leave open), so retraining it keeps every stream of this basis decodable.
         """
         return hashlib.sha256(self.basis.sha256.encode("ascii")).digest()[:4]
-
-    def decodes_earlier(self, header: StreamHeader) -> bool:
-        """Whether ``header`` is a version 2 stream of an earlier model set with this basis:
-        until restoration was left out of it, the fingerprint also named the restoration
-        model (``earlier_fingerprints`` in the manifest lists those of this basis)."""
-        return header.version == FORMAT_VERSION and header.model_fingerprint in self.earlier_fingerprints
 
     def static_set(self, version: int) -> StaticTables | None:
         """The static table set planes of a ``version`` stream may reference."""
@@ -118,22 +110,11 @@ def _bind(name: str, entry: dict) -> TransformProfile:
     if not (0 < base_step and 0 < rounding <= 0.5):
         raise ModelError(f"profile '{name}': invalid base step {base_step} or rounding {rounding}")
     half = load_half_resolution(entry["half_resolution"]) if "half_resolution" in entry else None
-    earlier = _fingerprints(name, entry.get("earlier_fingerprints", []))
     restoration = load_restoration(entry["restoration"])
     static = load_static_tables(entry["static_tables"]) if "static_tables" in entry else None
     filtering = load_postfilter(entry["postfilter"]) if "postfilter" in entry else None
     joint = load_static_tables(entry["joint_tables"], None, VERSION_5_KINDS) if "joint_tables" in entry else None
     return TransformProfile(
-        name, int(entry["id"]), basis, restoration, base_step, rounding, half, earlier, static, filtering, joint
+        name, int(entry["id"]), basis, restoration, base_step, rounding, half, static, filtering, joint
     )
 
-
-def _fingerprints(name: str, listed: object) -> tuple[bytes, ...]:
-    """Hex fingerprints from the manifest, each 4 bytes."""
-    try:
-        fingerprints = tuple(bytes.fromhex(text) for text in listed)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        fingerprints = None
-    if fingerprints is None or any(len(f) != 4 for f in fingerprints):
-        raise ModelError(f"profile '{name}': earlier_fingerprints must be a list of 8-digit hex strings")
-    return fingerprints
