@@ -22,9 +22,12 @@ luma) to every bpp of CURVE_BPP on every held-out image:
 - ``no-deblocking``: the same streams as ``klt``, restored without the edge maps (the
   restoration of the committed models before this check);
 - ``no-restoration``: the same streams as ``klt``, dequantized as level x step;
-- ``dct``: the 8x8 DCT-II basis in zigzag order instead of the KLT (restoration refitted).
+- ``dct``: the 8x8 DCT-II basis in zigzag order instead of the separable KLT
+  (restoration refitted);
+- ``full-klt``: the KLT of the whole mean-removed 64-pixel blocks (the klt basis until
+  issue 5, session 4) instead of the separable KLT (restoration refitted).
 
-Sizes are whole version 4 streams (header, tables, CRC), computed from the exact symbol
+Sizes are whole version 5 streams (header, tables, CRC), computed from the exact symbol
 counts without packing, with explicit (compact) tables only: no static table set is fitted
 here (export/measure_tables.py checks those); ``tests/test_ablation_v2.py`` checks that
 they equal the encoder's.
@@ -39,7 +42,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +59,7 @@ from firmware_py.codec import (
     color,
     container_v2,
     huffman,
+    jointdc,
     prediction,
     ratecontrol,
     restoration,
@@ -92,7 +96,8 @@ VARIANTS = (
     Variant("no-zero-runs", "AC: one symbol per level up to the last non-zero, then EOB (estimate)", zero_runs=False),
     Variant("no-deblocking", "restoration without its edge maps", deblock=False),
     Variant("no-restoration", "dequantize as level x step (no restoration, no deblocking)", restore=False),
-    Variant("dct", "8x8 DCT-II in zigzag order instead of the KLT", basis="dct"),
+    Variant("dct", "8x8 DCT-II in zigzag order instead of the separable KLT", basis="dct"),
+    Variant("full-klt", "KLT of whole 64-pixel blocks instead of the separable KLT", basis="full-klt"),
 )
 
 
@@ -107,6 +112,16 @@ def dct_basis() -> np.ndarray:
     return np.array([np.outer(one[u], one[v]).ravel() for u, v in zigzag])
 
 
+def full_klt_basis(x: np.ndarray) -> np.ndarray:
+    """(64, 64) orthonormal rows: DC, then the principal axes of the mean-removed (n, 64)
+    blocks ``x`` in decreasing variance."""
+    ac = x - x.mean(axis=1, keepdims=True)
+    variances, vectors = np.linalg.eigh(ac.T @ ac / len(ac))
+    axes = vectors[:, np.argsort(variances)[::-1][: blocking.BLOCK_PIXELS - 1]].T
+    axes *= np.sign(axes[np.arange(len(axes)), np.argmax(np.abs(axes), axis=1)])[:, None]
+    return np.concatenate([np.full((1, blocking.BLOCK_PIXELS), 1.0 / blocking.BLOCK), axes])
+
+
 @dataclass(frozen=True)
 class Fitted:
     bases: dict[str, LinearAutoencoder]
@@ -117,16 +132,18 @@ class Fitted:
 
 def fit(paths: list[Path], log: Callable[[str], None]) -> Fitted:
     """export/train_v2.py's procedure on ``paths``, plus what the variants need refitted."""
+    blocks = training_blocks(paths)
     bases = {
-        "klt": train_v2.basis_model(train_v2.learn_basis(training_blocks(paths))),
+        "klt": train_v2.basis_model(train_v2.learn_basis(blocks)),
         "dct": train_v2.basis_model(dct_basis(), "dct"),
+        "full-klt": train_v2.basis_model(full_klt_basis(blocks), "full-klt"),
     }
     images = [imageio.load_image(p, gray=True) for p in paths]
     planes = {key: [train_v2.plane_coefficients(img, model) for img in images] for key, model in bases.items()}
     rounding, base_step, _ = train_v2.tune_rounding(images, planes["klt"], bases["klt"], log)
     restorations = {
         (key, r): train_v2.fit_restoration(images, planes[key], bases[key], r, log)
-        for key, r in (("klt", rounding), ("klt", 0.5), ("dct", rounding))
+        for key, r in (("klt", rounding), ("klt", 0.5), ("dct", rounding), ("full-klt", rounding))
     }
     return Fitted(bases, rounding, base_step, restorations)
 
@@ -137,7 +154,8 @@ def previous_block_residuals(dc: np.ndarray) -> np.ndarray:
 
 
 def ac_bits_without_runs(levels: np.ndarray) -> int:
-    """Huffman bits of (size category per AC level up to the last non-zero, then EOB)."""
+    """Huffman bits of (size category per AC level up to the last non-zero, then EOB) of
+    the blocks with AC levels (the joint DC symbol says which have none)."""
     ac = np.abs(levels[:, 1:])
     sizes = np.where(ac > 0, np.floor(np.log2(np.maximum(ac, 1))).astype(np.int64) + 1, 0)
     positions = np.arange(1, blocking.BLOCK_PIXELS)
@@ -145,7 +163,8 @@ def ac_bits_without_runs(levels: np.ndarray) -> int:
     coded = positions[None, :] <= last[:, None]
     eob = runlength.MAX_SIZE + 1
     hist = np.bincount(
-        np.concatenate([sizes[coded], np.full(int(np.sum(last < blocking.BLOCK_PIXELS - 1)), eob)]), minlength=eob + 1
+        np.concatenate([sizes[coded], np.full(int(np.sum((last > 0) & (last < blocking.BLOCK_PIXELS - 1))), eob)]),
+        minlength=eob + 1,
     )
     return int(np.dot(hist, huffman.code_lengths(hist)))
 
@@ -153,16 +172,17 @@ def ac_bits_without_runs(levels: np.ndarray) -> int:
 def plane_segment_bytes(
     levels: np.ndarray, rows: int, cols: int, variant: Variant, static: tablecoding.PlaneStatic
 ) -> int:
-    """Bytes of a version 4 plane segment, its tables chosen like the encoder's among the
+    """Bytes of a version 5 plane segment, its tables chosen like the encoder's among the
     plane's optimal ones and ``static`` (none in the check: no static set is fitted)."""
     dc = levels[:, 0]
     residuals = prediction.dc_residuals(dc, rows, cols) if variant.med else previous_block_residuals(dc)
-    dc_hist, ac_hist, extra = runlength.symbol_counts(residuals, levels)
-    refs, tables = tablecoding.choose_tables(dc_hist, ac_hist, runlength.tables_for(dc_hist, ac_hist), static)
+    counts = jointdc.symbol_counts(residuals, levels, cols)
+    refs, tables = tablecoding.choose_joint_tables(counts, static)
     if variant.zero_runs:
-        bits = runlength.payload_bits(dc_hist, ac_hist, extra, tables)
+        bits = jointdc.payload_bits(counts, tables)
     else:
-        bits = runlength.payload_bits(dc_hist, np.zeros_like(ac_hist), extra, tables) + ac_bits_without_runs(levels)
+        no_ac = replace(counts, ac=np.zeros_like(counts.ac))
+        bits = jointdc.payload_bits(no_ac, tables) + ac_bits_without_runs(levels)
     return container_v2.segment_size(tables, (bits + 7) // 8, refs)
 
 
@@ -174,7 +194,7 @@ def stream_bytes(
     variant: Variant,
     static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
 ) -> int:
-    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), container_v2.STATIC_TABLE_VERSION)
+    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), container_v2.JOINT_VERSION)
     return container_v2.overhead_size(header) + plane_segment_bytes(levels, plane.rows, plane.cols, variant, static)
 
 

@@ -1,20 +1,26 @@
-"""Train the klt profile's static Huffman tables (format version 4, tablecoding.py).
+"""Train the klt profile's static Huffman tables (tablecoding.py): the version 5 set
+(joint DC and AC tables) the encoder uses, or with ``--version 4`` the version 4 set
+(DC and AC tables) that version 4 streams reference.
 
     python -m export.train_tables --out models
 
 Symbol counts come from klt encodes of every Waterloo training image (never a test
 image), as gray and, for colour images, as colour, rate-controlled to each bpp of
 TRAIN_BPP with the encoder's own half-resolution rule; the encodes use no static table,
-so the counts do not depend on an earlier set. Per (table kind, plane kind) the plane
-histograms are clustered into ``--tables`` groups by Lloyd iterations on the code bits
-themselves (each plane goes to the table that codes it in the fewest bits; each table is
-the optimal code of its planes' pooled counts), starting from quantile groups of the
-planes' end-of-block (AC) or zero-residual (DC) share. Every table gives every symbol
+so the counts do not depend on an earlier set. Version 4 counts are the version 5 ones
+unjoined (the DC sizes of all contexts, and an EOB per block without AC levels). Per
+(table kind, plane kind) the histograms (one per plane; joint DC: one per plane and
+context used) are clustered into ``--tables`` groups by Lloyd iterations on the code
+bits themselves (each histogram goes to the table that codes it in the fewest bits;
+each table is the optimal code of its histograms' pooled counts), starting from
+quantile groups of their share of INITIAL_SYMBOL (AC: end-of-block, DC: a zero
+residual, joint DC: a zero residual without AC levels). Every table gives every symbol
 of the block syntax a code (pooled counts x PSEUDO_SCALE + 1), so a static table can
 code any plane; the encoder still sends an explicit table whenever that is cheaper.
 
-Writes models/klt-tables.npz (statictables.py describes it), its manifest entry, and
-the klt profile's ``static_tables`` key; every other manifest entry is left as it is.
+Writes models/klt-joint-tables.npz (version 5; version 4: models/klt-tables.npz;
+statictables.py describes them), its manifest entry, and the klt profile's
+``joint_tables`` (``static_tables``) key; every other manifest entry is left as it is.
 """
 
 from __future__ import annotations
@@ -29,14 +35,20 @@ import numpy as np
 
 from export.manifest import record_profile_model
 from firmware_py import datasets, imageio
-from firmware_py.codec import encoder_v2, huffman, ratecontrol, statictables, tablecoding
+from firmware_py.codec import encoder_v2, huffman, jointdc, ratecontrol, statictables, tablecoding
 from firmware_py.codec.encoder import budget_bytes
 from firmware_py.codec.models import file_sha256
 from firmware_py.codec.profile_v2 import TransformProfile, get_transform_profile
 from firmware_py.fsutil import write_atomically
 
 PROFILE = "klt"
-MODEL = "klt-tables"
+# Per set version: (model name, profile key, table kinds).
+SETS = {
+    4: ("klt-tables", "static_tables", statictables.VERSION_4_KINDS),
+    5: ("klt-joint-tables", "joint_tables", statictables.VERSION_5_KINDS),
+}
+DEFAULT_VERSION = 5
+INITIAL_SYMBOL = {"dc": 0, "ac": jointdc.EOB, "joint": 1}
 TRAIN_BPP = (0.04, 0.06, 0.08, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3)
 DEFAULT_TABLES = 4
 PSEUDO_SCALE = 64
@@ -46,7 +58,7 @@ COMMAND = "python -m export.train_tables --out models"
 
 def explicit_profile() -> TransformProfile:
     """The installed klt profile without static tables: every plane gets its optimal table."""
-    return replace(get_transform_profile(PROFILE), static_tables=None)
+    return replace(get_transform_profile(PROFILE), static_tables=None, joint_tables=None)
 
 
 def fitted_planes(
@@ -75,19 +87,29 @@ def training_frames(paths: list[Path]) -> list[np.ndarray]:
     return frames
 
 
-def collect_counts(paths: list[Path], log) -> dict[tuple[str, str], np.ndarray]:
-    """(table kind, plane kind) -> (planes, alphabet) histograms of the training encodes."""
+def plane_histograms(counts: jointdc.JointCounts, version: int) -> dict[str, list[np.ndarray]]:
+    """Table kind -> the histograms a plane's ``version`` tables code."""
+    if version == 4:
+        dc = counts.joint[:, 0::2].sum(axis=0) + counts.joint[:, 1::2].sum(axis=0)
+        ac = counts.ac.copy()
+        ac[jointdc.EOB] += int(counts.joint[:, 1::2].sum())
+        return {"dc": [dc], "ac": [ac]}
+    return {"joint": [row for row in counts.joint if row.any()], "ac": [counts.ac]}
+
+
+def collect_counts(paths: list[Path], log, version: int = DEFAULT_VERSION) -> dict[tuple[str, str], np.ndarray]:
+    """(table kind, plane kind) -> (histograms, alphabet) of the training encodes."""
     profile = explicit_profile()
     rows: dict[tuple[str, str], list[np.ndarray]] = {
-        (t, p): [] for t in statictables.TABLE_KINDS for p in statictables.PLANE_KINDS
+        (t, p): [] for t in SETS[version][2] for p in statictables.PLANE_KINDS
     }
     for image in training_frames(paths):
         for bpp in TRAIN_BPP:
             _, _, planes = fitted_planes(image, bpp, profile)
             for index, plane in enumerate(planes):
                 plane_kind = "luma" if index == 0 else "chroma"
-                rows["dc", plane_kind].append(plane.counts[0])
-                rows["ac", plane_kind].append(plane.counts[1])
+                for table_kind, hists in plane_histograms(plane.counts, version).items():
+                    rows[table_kind, plane_kind] += hists
         log(f"  counted {image.shape} at {len(TRAIN_BPP)} rates")
     return {key: np.array(value, dtype=np.int64) for key, value in rows.items()}
 
@@ -100,16 +122,16 @@ def table_lengths(pooled: np.ndarray, table_kind: str) -> np.ndarray:
     return huffman.code_lengths(counts).astype(np.int64)
 
 
-def initial_groups(hists: np.ndarray, k: int) -> np.ndarray:
-    """Quantile groups of each plane's share of symbol 0 (EOB, or a zero DC residual)."""
-    share = hists[:, 0] / np.maximum(hists.sum(axis=1), 1)
+def initial_groups(hists: np.ndarray, table_kind: str, k: int) -> np.ndarray:
+    """Quantile groups of each histogram's share of its kind's INITIAL_SYMBOL."""
+    share = hists[:, INITIAL_SYMBOL[table_kind]] / np.maximum(hists.sum(axis=1), 1)
     ranks = np.argsort(np.argsort(share, kind="stable"), kind="stable")
     return ranks * k // len(hists)
 
 
 def cluster_tables(hists: np.ndarray, table_kind: str, k: int) -> np.ndarray:
     """(k', alphabet) uint8 lengths (k' <= k: empty groups are dropped) by Lloyd iterations."""
-    groups = initial_groups(hists, k)
+    groups = initial_groups(hists, table_kind, k)
     tables = np.zeros((0, hists.shape[1]), dtype=np.int64)
     for _ in range(LLOYD_ITERATIONS):
         tables = np.array([table_lengths(hists[groups == g].sum(axis=0), table_kind) for g in np.unique(groups)])
@@ -124,7 +146,7 @@ def plane_static(table_kind: str, tables: np.ndarray) -> tablecoding.PlaneStatic
     """``tables`` as the static tables of ``table_kind``, none of the other kind."""
     rows = {kind: np.zeros((0, tablecoding.ALPHABETS[kind]), dtype=np.int64) for kind in tablecoding.ALPHABETS}
     rows[table_kind] = tables.astype(np.int64)
-    return tablecoding.PlaneStatic(rows["dc"], rows["ac"])
+    return tablecoding.PlaneStatic(**rows)
 
 
 def chosen_bits(hists: np.ndarray, table_kind: str, tables: np.ndarray) -> int:
@@ -140,9 +162,9 @@ def chosen_bits(hists: np.ndarray, table_kind: str, tables: np.ndarray) -> int:
     return total
 
 
-def train(paths: list[Path], k: int, log) -> dict[str, np.ndarray]:
-    """The npz arrays of a static table set with up to ``k`` tables per (kind, plane kind)."""
-    counts = collect_counts(paths, log)
+def train(paths: list[Path], k: int, log, version: int = DEFAULT_VERSION) -> dict[str, np.ndarray]:
+    """The npz arrays of a ``version`` static table set with up to ``k`` tables per (kind, plane kind)."""
+    counts = collect_counts(paths, log, version)
     arrays = {}
     for (table_kind, plane_kind), hists in counts.items():
         tables = cluster_tables(hists, table_kind, k)
@@ -155,9 +177,9 @@ def train(paths: list[Path], k: int, log) -> dict[str, np.ndarray]:
     return arrays
 
 
-def save(out: Path, arrays: dict[str, np.ndarray], paths: list[Path], k: int) -> dict:
+def save(out: Path, arrays: dict[str, np.ndarray], paths: list[Path], k: int, version: int) -> dict:
     """Write the npz and return its manifest entry."""
-    path = out / f"{MODEL}.npz"
+    path = out / f"{SETS[version][0]}.npz"
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     write_atomically(path, buffer.getvalue())
@@ -170,7 +192,7 @@ def save(out: Path, arrays: dict[str, np.ndarray], paths: list[Path], k: int) ->
             "images": [p.name for p in paths],
             "bpp": list(TRAIN_BPP),
             "tables_per_kind": k,
-            "command": COMMAND,
+            "command": COMMAND + ("" if version == DEFAULT_VERSION else f" --version {version}"),
         },
     }
 
@@ -179,6 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models"))
     parser.add_argument("--tables", type=int, default=DEFAULT_TABLES, help="tables per (kind, plane kind), 1..15")
+    parser.add_argument(
+        "--version", type=int, choices=sorted(SETS), default=DEFAULT_VERSION, help="stream version of the set"
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.tables <= tablecoding.MAX_STATIC_TABLES:
         parser.error(f"--tables must be 1..{tablecoding.MAX_STATIC_TABLES}")
@@ -187,9 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     paths = datasets.training_images()
-    entry = save(args.out, train(paths, args.tables, log), paths, args.tables)
-
-    record_profile_model(args.out, PROFILE, "static_tables", MODEL, entry)
+    entry = save(args.out, train(paths, args.tables, log, args.version), paths, args.tables, args.version)
+    model, key, _ = SETS[args.version]
+    record_profile_model(args.out, PROFILE, key, model, entry)
     log(f"wrote {args.out / entry['file']}")
     return 0
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 
 # (stage, "module:attribute"): the stage functions of both stream formats (v1: block
 # classes and per-frame Huffman tables; v2: transform, dead zone, DC prediction,
-# run-length Huffman, restoration; v3: half-resolution resampling; v4: table choice; the
-# ground's post-filter) and of packet mode, in pipeline order. Encode and decode share
+# run-length Huffman, restoration; v3: half-resolution resampling; v4: table choice; v5:
+# joint DC symbols; the ground's post-filter) and of packet mode, in pipeline order. Encode and decode share
 # stage names. A target missing from the codec is reported, not fatal.
 STAGES: tuple[tuple[str, str], ...] = (
     ("resampling", "firmware_py.codec.resample:downsample"),
@@ -43,11 +43,14 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("huffman_tables", "firmware_py.codec.runlength:symbol_counts"),
     ("huffman_tables", "firmware_py.codec.runlength:tables_for"),
     ("huffman_tables", "firmware_py.codec.tablecoding:choose_tables"),
+    ("huffman_tables", "firmware_py.codec.jointdc:plane_counts"),
+    ("huffman_tables", "firmware_py.codec.tablecoding:choose_joint_tables"),
     ("huffman_tables", "firmware_py.codec.packet_tables:table_set"),
     ("huffman_tables", "firmware_py.codec.packet_tables:slice_tables"),
     ("huffman_tables", "firmware_py.codec.slices:block_costs"),
     ("huffman_coding", "firmware_py.codec.huffman:pack"),
     ("huffman_coding", "firmware_py.codec.runlength:pack"),
+    ("huffman_coding", "firmware_py.codec.jointdc:pack"),
     ("huffman_coding", "firmware_py.codec.slices:pack_slices"),
     ("bitstream", "firmware_py.codec.bitstream:write_stream"),
     ("bitstream", "firmware_py.codec.container_v2:write_stream"),
@@ -59,6 +62,7 @@ STAGES: tuple[tuple[str, str], ...] = (
     ("huffman_tables", "firmware_py.codec.huffman:HuffmanTable.parse"),
     ("huffman_coding", "firmware_py.codec.huffman:unpack"),
     ("huffman_coding", "firmware_py.codec.runlength:unpack"),
+    ("huffman_coding", "firmware_py.codec.jointdc:unpack"),
     ("prediction", "firmware_py.codec.prediction:dc_levels"),
     ("quantization", "firmware_py.codec.quantize:dequantize"),
     ("restoration", "firmware_py.codec.restoration:restore"),

@@ -98,23 +98,25 @@ def replace_field(stream: bytes, name: str, value: bytes) -> bytes:
 
 def parse_v2(stream: bytes):
     """The container of an installed transform profile's stream, its static tables
-    resolved in that profile's set (container_v2.read_stream without the decoder's
-    fingerprint and upsampler checks)."""
+    resolved in that profile's set for the stream's version (container_v2.read_stream
+    without the decoder's fingerprint and upsampler checks)."""
     from firmware_py.codec import container_v2
     from firmware_py.codec.bitstream import read_header
     from firmware_py.codec.profile_v2 import transform_profile_by_id
 
-    return container_v2.read_stream(stream, transform_profile_by_id(read_header(stream).profile_id).static_tables)
+    header = read_header(stream)
+    return container_v2.read_stream(stream, transform_profile_by_id(header.profile_id).static_set(header.version))
 
 
 def as_version(stream: bytes, version: int) -> bytes:
-    """The same frame of a klt stream (version 4) as an earlier encoder wrote it: the
-    tables resolved and written in the version 1 table format, with that version's
-    fingerprint (version 2: no coded-scale byte, so only full-resolution gray streams).
-    The tests use it to keep those streams decodable."""
+    """The same frame of a klt stream (version 5) as an earlier encoder wrote it: the
+    levels re-coded as runlength.py codes blocks, with optimal tables in the version 1
+    table format (versions 2 and 3) or chosen among the profile's version 4 static set
+    (version 4), and that version's fingerprint (version 2: no coded-scale byte, so only
+    full-resolution gray streams). The tests use it to keep those streams decodable."""
     from dataclasses import replace
 
-    from firmware_py.codec import container_v2
+    from firmware_py.codec import blocking, container_v2, jointdc, resample, runlength, tablecoding
     from firmware_py.codec.profile_v2 import transform_profile_by_id
 
     parsed = parse_v2(stream)
@@ -122,7 +124,16 @@ def as_version(stream: bytes, version: int) -> bytes:
         assert parsed.scale == 1 and len(parsed.header.steps) == 1, "only full-resolution gray streams have a v2 twin"
     profile = transform_profile_by_id(parsed.header.profile_id)
     header = replace(parsed.header, version=version, model_fingerprint=profile.stream_fingerprint(version))
-    return container_v2.write_stream(replace(parsed, header=header))
+    shapes = header.colour.plane_shapes(*resample.coded_size(header.height, header.width, parsed.scale))
+    planes = []
+    for index, (segment, shape) in enumerate(zip(parsed.planes, shapes)):
+        dc_residuals, levels = jointdc.unpack(segment.payload, *blocking.block_grid(*shape), segment.tables)
+        counts = runlength.symbol_counts(dc_residuals, levels)
+        refs, tables = tablecoding.EXPLICIT_REFS, runlength.tables_for(*counts[:2])
+        if version == container_v2.STATIC_TABLE_VERSION:
+            refs, tables = tablecoding.choose_tables(*counts[:2], tables, profile.static_tables.for_plane(index))
+        planes.append(container_v2.PlaneSegmentV2(tables, runlength.pack(dc_residuals, levels, tables, counts), refs))
+    return container_v2.write_stream(replace(parsed, header=header, planes=tuple(planes)))
 
 
 def as_version_2(stream: bytes) -> bytes:
@@ -133,3 +144,8 @@ def as_version_2(stream: bytes) -> bytes:
 def as_version_3(stream: bytes) -> bytes:
     """The version 3 stream of a klt stream (:func:`as_version`)."""
     return as_version(stream, 3)
+
+
+def as_version_4(stream: bytes) -> bytes:
+    """The version 4 stream of a klt stream (:func:`as_version`)."""
+    return as_version(stream, 4)

@@ -1,6 +1,7 @@
 """export/ablation_v2.py measures what the codec does: its stream sizes and decoded images
 are the encoder's and decoder's, its split keeps held-out images out of fitting, and its
-alternative parts (DCT basis, coding without zero runs) are what they claim to be."""
+alternative parts (DCT basis, whole-block KLT, coding without zero runs) are what they
+claim to be, and the klt basis is the separable KLT it claims to be."""
 
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ def test_sizes_and_decoded_images_are_the_codecs(lena2, quality):
     step = read_header(stream).steps[0]
     plane = train_v2.plane_coefficients(image, profile.basis)
     levels = train_v2.levels_at(plane, step, profile.rounding)
-    static = profile.static_tables.for_plane(0)
+    static = profile.joint_tables.for_plane(0)
     assert ablation_v2.stream_bytes(levels, plane, image.shape, step, KLT, static) == len(stream)
     decoded = ablation_v2.decoded_image(
         levels, step, profile.rounding, plane, image.shape, profile.basis, profile.restoration
@@ -51,6 +52,22 @@ def test_dct_basis_is_orthonormal_in_zigzag_order():
     np.testing.assert_allclose(basis[0], np.full(64, 1 / 8))
     ramp = np.tile(np.arange(8.0), 8)  # varies along a row only: the (0, 1) cosine, zigzag position 1
     assert np.argmax(np.abs(basis[1:] @ (ramp - ramp.mean()))) == 0
+
+
+def test_klt_basis_is_a_separable_orthonormal_basis_ordered_by_variance():
+    # Blocks whose rows vary far more than their columns: the first AC axis is horizontal.
+    rng = np.random.default_rng(5)
+    rows = np.cumsum(rng.normal(0, 9, (4000, 1, 8)), axis=2) + rng.normal(0, 2, (4000, 8, 8))
+    blocks = (128 + rows).reshape(-1, 64)
+    basis = train_v2.learn_basis(blocks)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(64), atol=1e-12)
+    np.testing.assert_allclose(basis[0], np.full(64, 1 / 8))
+    assert all(np.linalg.matrix_rank(row.reshape(8, 8), tol=1e-9) == 1 for row in basis)
+    variances = ((blocks - 128) @ basis[1:].T).var(axis=0)
+    assert np.all(np.diff(variances) <= 1e-9)
+    assert np.allclose(basis[1].reshape(8, 8), basis[1].reshape(8, 8)[:1], atol=1e-12)  # constant down columns
+    whole = ablation_v2.full_klt_basis(blocks)  # the ablation's alternative: not separable
+    np.testing.assert_allclose(whole @ whole.T, np.eye(64), atol=1e-12)
 
 
 def test_coding_without_zero_runs_costs_more_on_sparse_blocks():

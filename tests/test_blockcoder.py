@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from firmware_py.codec import blockcoder, blocking, color, deadzone, encoder_v2, prediction, runlength, transform
+from firmware_py.codec import blockcoder, blocking, color, deadzone, encoder_v2, jointdc, prediction, runlength, transform
 from firmware_py.codec.encoder import image_planes
 from firmware_py.codec.models import LinearAutoencoder
 from firmware_py.codec.profile_v2 import get_transform_profile
@@ -175,22 +175,26 @@ def test_rate_control_packs_the_pass_it_chose(profile, kodim23):
     budget = image.shape[0] * image.shape[1] // 50
     stream = encoder_v2.fit_budget(frame, budget)
     assert len(stream) <= budget
-    step = parse_v2(stream).header.steps[0]
-    quality = step / profile.base_step
+    chosen = parse_v2(stream)
+    quality = chosen.header.steps[0] / profile.base_step
     fresh = encoder_v2.transform_frame(image, profile)
-    assert stream == encoder_v2.code_frame(fresh, quality)
+    again = parse_v2(encoder_v2.code_frame(fresh, quality))
+    # The chroma step derived again from the luma step may differ in its last float32 bit.
+    np.testing.assert_allclose(again.header.steps, chosen.header.steps, rtol=1e-6)
+    assert [(p.refs, p.payload) for p in again.planes] == [(p.refs, p.payload) for p in chosen.planes]
     assert encoder_v2.coded_size(fresh, *encoder_v2.quantize_frame(fresh, quality)) == len(stream)
 
 
-def test_quantize_plane_counts_what_runlength_counts(profile, lena2):
+def test_quantize_plane_counts_what_jointdc_counts(profile, lena2):
     plane = crop(lena2, 64, 72).astype(np.float64)
     coefficients = blockcoder.BlockCoefficients.of_plane(plane, profile.basis)
     quantized = encoder_v2.quantize_plane(coefficients, 80.0, profile.rounding)
     residuals = prediction.dc_residuals_reference(quantized.levels[:, 0], coefficients.rows, coefficients.cols)
     np.testing.assert_array_equal(quantized.dc_residuals, residuals)
-    counts = runlength.symbol_counts(residuals, quantized.levels)
-    for mine, theirs in zip(quantized.counts, counts):
-        np.testing.assert_array_equal(mine, theirs)
-    assert quantized.payload_bits == runlength.payload_bits(*counts, quantized.tables)
+    counts = jointdc.symbol_counts(residuals, quantized.levels, coefficients.cols)
+    np.testing.assert_array_equal(quantized.counts.joint, counts.joint)
+    np.testing.assert_array_equal(quantized.counts.ac, counts.ac)
+    assert quantized.counts.extra_bits == counts.extra_bits
+    assert quantized.payload_bits == jointdc.payload_bits(counts, quantized.tables)
     levels = deadzone.quantize(transform.analyse(blocking.plane_to_blocks(plane), profile.basis), np.full(64, 80.0), 0.3)
     np.testing.assert_array_equal(quantized.levels, levels)

@@ -29,11 +29,11 @@ from firmware_py.codec import (
     resample,
 )
 from firmware_py.codec.bitstream import SUPPORTED_VERSIONS
-from firmware_py.codec.container_v2 import STATIC_TABLE_VERSION
+from firmware_py.codec.bitstream import LENGTH_PREFIX_BYTES
+from firmware_py.codec.container_v2 import JOINT_VERSION, STATIC_TABLE_VERSION
 from firmware_py.codec.profile_v2 import get_transform_profile, is_transform_profile
-from firmware_py.codec.tablecoding import segment_tables_size
 
-from codec_helpers import as_version_3, crop, header_span, parse_v2, reseal, stream_fields
+from codec_helpers import as_version_3, as_version_4, crop, header_span, parse_v2, reseal, stream_fields
 
 # A decode takes about a millisecond; this deadline only catches hangs and runaway work.
 NO_HANG = timedelta(seconds=2)
@@ -55,17 +55,18 @@ def corpus(lena2, kodim23):
     streams += [
         encode(image, profile=name) for name in available_profiles() if name != "seed" for image in (gray, colour)
     ]
-    # The same frames coded at half resolution by every profile that can (format version 4,
-    # static tables at these sizes), their version 3 twins, and a frame whose planes send
-    # explicit (compact) tables.
+    # The same frames coded at half resolution by every profile that can (format version 5,
+    # static tables at these sizes), their version 3 and 4 twins, and a frame whose planes
+    # send explicit (compact) tables, with its version 4 twin.
     half = [
         encoder_v2.encode(image, profile=name, scale=resample.HALF)
         for name in available_profiles()
         if is_transform_profile(name) and get_transform_profile(name).half is not None
         for image in (gray, colour)
     ]
-    streams += half + [as_version_3(stream) for stream in half]
-    streams += [encode(crop(lena2, 64, 64), quality=0.1, profile=name) for name in available_profiles() if is_transform_profile(name)]
+    streams += half + [as_version_3(stream) for stream in half] + [as_version_4(stream) for stream in half]
+    fine = [encode(crop(lena2, 64, 64), quality=0.1, profile=name) for name in available_profiles() if is_transform_profile(name)]
+    streams += fine + [as_version_4(stream) for stream in fine]
     for stream in streams:
         decode(stream)  # load every kernel before the deadline applies
     return [(stream, stream_fields(stream) if read_header(stream).version == 1 else None) for stream in streams]
@@ -190,24 +191,32 @@ def test_bit_flips_anywhere_with_recomputed_crc(corpus, data):
     decode_or_reject(reseal(body), model_error_allowed=fingerprint(body) != fingerprint(stream))
 
 
+TABLE_REFERENCE_VERSIONS = (STATIC_TABLE_VERSION, JOINT_VERSION)
+
+
 def table_spans(stream: bytes) -> list[tuple[int, int]]:
-    """(start, stop) of each version 4 plane's table references and explicit tables."""
+    """(start, stop) of each version 4 or 5 plane's table references and explicit tables."""
     parsed = parse_v2(stream)
     spans, offset = [], container_v2.overhead_size(parsed.header) - 4
     for plane in parsed.planes:
-        size = segment_tables_size(plane.refs, plane.tables)
+        size = container_v2.segment_size(plane.tables, 0, plane.refs) - LENGTH_PREFIX_BYTES
         spans.append((offset, offset + size))
-        offset += size + 4 + len(plane.payload)
+        offset += size + LENGTH_PREFIX_BYTES + len(plane.payload)
     return spans
 
 
-def test_corpus_has_version_4_streams_with_static_and_explicit_tables(corpus):
+def plane_refs(plane) -> tuple[int, ...]:
+    return (*plane.refs.joint, plane.refs.ac) if hasattr(plane.refs, "joint") else (plane.refs.dc, plane.refs.ac)
+
+
+@pytest.mark.parametrize("version", TABLE_REFERENCE_VERSIONS)
+def test_corpus_has_streams_with_static_and_explicit_tables(corpus, version):
     refs = [
         ref
         for stream, _ in corpus
-        if read_header(stream).version == STATIC_TABLE_VERSION
+        if read_header(stream).version == version
         for plane in parse_v2(stream).planes
-        for ref in (plane.refs.dc, plane.refs.ac)
+        for ref in plane_refs(plane)
     ]
     assert 0 in refs and any(ref > 0 for ref in refs)
     assert any(read_header(stream).version == 3 for stream, _ in corpus)
@@ -215,12 +224,35 @@ def test_corpus_has_version_4_streams_with_static_and_explicit_tables(corpus):
 
 @settings(deadline=NO_HANG, max_examples=1500)
 @given(data=st.data())
-def test_version_4_table_mutations_with_recomputed_crc(corpus, data):
+def test_version_4_and_5_table_mutations_with_recomputed_crc(corpus, data):
     """A damaged reference byte or compact table decodes (another valid table) or is rejected."""
-    stream, _ = pick(data, [entry for entry in corpus if read_header(entry[0]).version == STATIC_TABLE_VERSION])
+    stream, _ = pick(data, [entry for entry in corpus if read_header(entry[0]).version in TABLE_REFERENCE_VERSIONS])
     start, stop = data.draw(st.sampled_from(table_spans(stream)), label="plane tables")
     body = stream[:start] + mutate(data, stream[start:stop]) + stream[stop:]
     decode_or_reject(reseal(body))
+
+
+def payload_spans(stream: bytes) -> list[tuple[int, int]]:
+    """(start, stop) of each version 4 or 5 plane's payload bytes."""
+    spans = []
+    for (_, tables_stop), plane in zip(table_spans(stream), parse_v2(stream).planes):
+        start = tables_stop + LENGTH_PREFIX_BYTES
+        if plane.payload:
+            spans.append((start, start + len(plane.payload)))
+    return spans
+
+
+@settings(deadline=NO_HANG, max_examples=600)
+@given(data=st.data())
+def test_version_5_payload_bit_flips_with_recomputed_crc(corpus, data):
+    """Flipped joint DC or AC codes decode (another valid block sequence) or are rejected."""
+    stream, _ = pick(data, [entry for entry in corpus if read_header(entry[0]).version == JOINT_VERSION])
+    start, stop = data.draw(st.sampled_from(payload_spans(stream)), label="payload")
+    bits = data.draw(st.sets(st.integers(8 * start, 8 * stop - 1), min_size=1, max_size=4), label="bits")
+    damaged = bytearray(stream)
+    for bit in bits:
+        damaged[bit // 8] ^= 0x80 >> (bit % 8)
+    decode_or_reject(reseal(bytes(damaged)))
 
 
 # -- hostile sizes ---------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from firmware_py import metrics
 from firmware_py.codec import ModelError, blocking, deadzone, decode, encode, models, restoration, transform
 from firmware_py.codec.profile_v2 import get_transform_profile
 
-from codec_helpers import as_version_2, crop, header_span, reseal
+from codec_helpers import crop
 
 PROFILE = "klt"
 
@@ -103,7 +103,7 @@ def test_restoration_file_not_matching_its_hash_is_refused(models_copy):
         get_transform_profile(PROFILE)
 
 
-# --- fingerprints: what the encoder used, and earlier streams -------------------------
+# --- fingerprints: what the encoder used -------------------------
 
 
 def test_fingerprint_names_the_basis_not_the_restoration():
@@ -121,26 +121,3 @@ def test_retrained_restoration_still_decodes_existing_streams(models_copy, gray_
     rewrite_restoration(models_copy, lambda a: a.update(edge_weights=np.zeros_like(a["edge_weights"])))
     after = decode(stream)
     assert after.shape == before.shape and not np.array_equal(after, before)
-
-
-def test_stream_with_the_earlier_fingerprint_decodes_like_a_current_one(gray_crop):
-    stream = as_version_2(encode(gray_crop, quality=1.0, profile=PROFILE))
-    profile = get_transform_profile(PROFILE)
-    (earlier,) = train_v2.earlier_fingerprints(profile.basis.sha256)
-    assert profile.earlier_fingerprints == (bytes.fromhex(earlier),)
-    span = header_span("fingerprint")
-    old = reseal(stream[: span.start] + bytes.fromhex(earlier) + stream[span.stop :])
-    np.testing.assert_array_equal(decode(old), decode(stream))
-    other = reseal(stream[: span.start] + bytes(4) + stream[span.stop :])
-    with pytest.raises(ModelError, match="encoded with models 00000000"):
-        decode(other)
-
-
-@pytest.mark.parametrize("listed", ["ebb5c7b8", ["ebb5c7"], ["not hex!"], [17]])
-def test_malformed_earlier_fingerprints_are_refused(models_copy, listed):
-    manifest = json.loads((models_copy / models.MANIFEST_NAME).read_text())
-    manifest["profiles"][PROFILE]["earlier_fingerprints"] = listed
-    (models_copy / models.MANIFEST_NAME).write_text(json.dumps(manifest))
-    models.clear_caches()
-    with pytest.raises(ModelError, match="earlier_fingerprints"):
-        get_transform_profile(PROFILE)

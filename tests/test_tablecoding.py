@@ -1,7 +1,7 @@
-"""Format version 4 tables: the compact table coding (round trip, the worked example of
-docs/FORMAT.md, rejection of every malformed field), the encoder's choice between
-explicit and static tables, the exactness of rate control's sizes, and the static
-table set's loading."""
+"""Format version 4 and 5 tables: the compact table coding (round trip, the worked
+example of docs/FORMAT.md, rejection of every malformed field), the encoder's choice
+between explicit and static tables, version 5's reference bytes, the exactness of rate
+control's sizes, and the static table sets' loading."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from firmware_py.codec import CorruptStreamError, ModelError, container_v2, deco
 from firmware_py.codec import tablecoding as tc
 from firmware_py.codec.models import file_sha256
 from firmware_py.codec.profile_v2 import get_transform_profile
-from firmware_py.codec.statictables import KIND, load_static_tables
+from firmware_py.codec.jointdc import JointCounts, JointTables
+from firmware_py.codec.statictables import KIND, VERSION_5_KINDS, load_static_tables
 
 from codec_helpers import crop, parse_v2, reseal
 
@@ -128,7 +129,7 @@ def test_a_static_table_missing_a_used_symbol_is_never_chosen():
 
 
 @pytest.mark.parametrize(("size", "quality"), [((24, 40), 1.0), ((64, 64), 0.1), ((48, 80), 0.5)])
-def test_rate_control_sizes_version_4_streams_exactly(lena2, kodim23, size, quality):
+def test_rate_control_sizes_version_5_streams_exactly(lena2, kodim23, size, quality):
     for image in (crop(lena2, *size), crop(kodim23, *size)):
         frame = encoder_v2.transform_frame(image, get_transform_profile("klt"))
         steps, planes = encoder_v2.quantize_frame(frame, quality)
@@ -142,13 +143,38 @@ def test_rate_control_sizes_version_4_streams_exactly(lena2, kodim23, size, qual
 def test_encoder_references_static_tables_of_small_frames(lena2):
     stream = encoder_v2.encode(crop(lena2, 40, 56), quality=1.0, profile="klt")
     refs = parse_v2(stream).planes[0].refs
-    assert refs.dc > 0 and refs.ac > 0
+    assert all(ref > 0 for ref in refs.joint) and refs.ac > 0
+
+
+def test_joint_refs_are_two_bytes_of_nibbles_in_stream_order():
+    refs = tc.JointRefs((1, 2, 3), 4)
+    assert refs.to_bytes() == bytes([0x12, 0x34]) and tc.JointRefs.from_bytes(b"\x12\x34") == refs
+    assert [kind for kind, _ in refs.kinds] == ["joint", "joint", "joint", "ac"]
+    with pytest.raises(ValueError):
+        tc.JointRefs((1, 2), 4)
+
+
+def test_an_unused_context_costs_one_byte_explicit_and_nothing_static():
+    """DC-only blocks with no neighbour context: contexts 1 and 2 never occur."""
+    joint = np.zeros((3, tc.ALPHABETS["joint"]), dtype=np.int64)
+    joint[0, [1, 3]] = [50, 7]
+    counts = JointCounts(joint, np.zeros(tc.ALPHABETS["ac"], dtype=np.int64), 7)
+    explicit = JointTables(
+        tuple(tc.table_from_lengths(huffman.code_lengths(row)) for row in joint), huffman.HuffmanTable.empty()
+    )
+    refs, tables = tc.choose_joint_tables(counts, tc.NO_STATIC)
+    assert refs == tc.EXPLICIT_JOINT_REFS
+    assert tc.joint_tables_size(refs, tables) == 2 + tc.compact_size(explicit.joint[0], "joint") + 3
+    static = tc.PlaneStatic(tc.NO_STATIC.dc, tc.NO_STATIC.ac, np.full((1, tc.ALPHABETS["joint"]), 5, dtype=np.int64))
+    refs, tables = tc.choose_joint_tables(counts, static)
+    assert refs == tc.JointRefs((tc.EXPLICIT, 1, 1), tc.EXPLICIT)  # the set has no AC table
+    assert tc.joint_tables_size(refs, tables) == 2 + tc.compact_size(explicit.joint[0], "joint") + 1
 
 
 def test_reference_past_the_static_set_is_corrupt(lena2):
     stream = encoder_v2.encode(crop(lena2, 40, 56), quality=1.0, profile="klt")
-    static = get_transform_profile("klt").static_tables
-    offset = container_v2.overhead_size(parse_v2(stream).header) - 4
+    static = get_transform_profile("klt").joint_tables
+    offset = container_v2.overhead_size(parse_v2(stream).header) - 4 + 1  # the AC nibble is the last
     count = len(static.luma.ac)
     damaged = bytearray(stream)
     damaged[offset] = (damaged[offset] & 0xF0) | (count + 1)
@@ -196,8 +222,38 @@ def test_a_bad_set_is_a_model_error(tmp_path, change, message):
         load_static_tables("t", tmp_path)
 
 
+def test_a_valid_version_5_set_loads_and_checks_its_joint_tables(tmp_path):
+    arrays = valid_arrays()
+    joint = np.full((2, tc.ALPHABETS["joint"]), 5, dtype=np.uint8)
+    arrays.update(joint_luma=joint, joint_chroma=joint[:1])
+    write_set(tmp_path, **arrays)
+    tables = load_static_tables("t", tmp_path, VERSION_5_KINDS)
+    assert len(tables.luma.joint) == 2 and len(tables.chroma.joint) == 1 and len(tables.luma.dc) == 0
+    arrays.update(joint_luma=joint[:, :16])
+    (tmp_path / "bad").mkdir()
+    write_set(tmp_path / "bad", **arrays)
+    with pytest.raises(ModelError, match="32 code lengths"):
+        load_static_tables("t", tmp_path / "bad", VERSION_5_KINDS)
+
+
 def test_a_modified_set_file_is_refused(tmp_path):
     write_set(tmp_path, **valid_arrays())
     (tmp_path / "t.npz").write_bytes((tmp_path / "t.npz").read_bytes() + b"\0")
     with pytest.raises(ModelError, match="refusing a modified artifact"):
         load_static_tables("t", tmp_path)
+
+
+@settings(max_examples=200, deadline=None)
+@given(seed=st.integers(0, 100_000), kind=st.sampled_from(["joint", "ac"]), scale=st.sampled_from([1, 10, 1000]))
+def test_cheapest_table_is_the_choice_among_the_optimal_and_static_tables(seed, kind, scale):
+    """Skipping the optimal table when a static one surely wins never changes the choice."""
+    rng = np.random.default_rng(seed)
+    static = get_transform_profile("klt").joint_tables.for_plane(seed % 2)
+    hist = np.zeros(tc.ALPHABETS[kind], dtype=np.int64)
+    used = rng.choice(tc.SLOTS[kind][:40], size=rng.integers(0, 12), replace=False)
+    hist[used] = (rng.pareto(1.0, len(used)) * scale).astype(np.int64) + 1
+    explicit = tc.table_from_lengths(huffman.code_lengths(hist))
+    ref, table = tc.cheapest_table(hist, kind, static)
+    expected_ref, expected = tc.choose_table(hist, explicit, kind, static)
+    assert ref == expected_ref
+    np.testing.assert_array_equal(tc.full_lengths(table, kind), tc.full_lengths(expected, kind))

@@ -5,6 +5,8 @@ streams) and a coded-scale byte after the dead-zone offset: its planes code the 
 1/scale of the header's size (docs/FORMAT.md, "Format version 3"). Version 4 is version 3
 with each plane's tables given by a reference byte: a static table of the profile's set
 or an explicit table in a compact coding (tablecoding.py; "Format version 4").
+Version 5 is version 4 with blocks coded by joint DC symbols (jointdc.py): each plane
+gives three joint DC tables and an AC table by two reference bytes ("Format version 5").
 
 Parsing validates every field (CRC first, via the shared header parser) before anything
 downstream allocates or decodes.
@@ -28,9 +30,21 @@ from .bitstream import (
 )
 from .errors import CorruptStreamError
 from .huffman import HuffmanTable
+from .jointdc import JointTables
 from .runlength import PlaneTables
 from .statictables import StaticTables
-from .tablecoding import EXPLICIT, EXPLICIT_REFS, TableRefs, parse_compact, segment_tables_size, serialize_compact
+from .tablecoding import (
+    EXPLICIT,
+    EXPLICIT_REFS,
+    JOINT_REFS_BYTES,
+    JointRefs,
+    PlaneStatic,
+    TableRefs,
+    joint_tables_size,
+    parse_compact,
+    segment_tables_size,
+    serialize_compact,
+)
 
 # The dead-zone rounding offset is sent in 1/64 units: 1..32 (1/64 .. 1/2).
 ROUNDING_UNITS = 64
@@ -39,7 +53,9 @@ _SCALE = struct.Struct("<B")
 SCALE_BYTES = _SCALE.size
 SCALED_VERSION = 3
 STATIC_TABLE_VERSION = 4
-SCALED_VERSIONS = (SCALED_VERSION, STATIC_TABLE_VERSION)  # versions with per-kind steps and a scale
+JOINT_VERSION = 5
+# Versions with per-kind steps and a scale.
+SCALED_VERSIONS = (SCALED_VERSION, STATIC_TABLE_VERSION, JOINT_VERSION)
 _REFS = struct.Struct("<B")
 CODED_SCALES = (1, 2)  # resample.FULL, resample.HALF
 _CRC_BYTES = 4
@@ -47,17 +63,17 @@ _CRC_BYTES = 4
 
 @dataclass(frozen=True)
 class PlaneSegmentV2:
-    tables: PlaneTables
+    tables: PlaneTables | JointTables  # version 5: JointTables
     payload: bytes
-    refs: TableRefs = EXPLICIT_REFS  # version 4 only: how the stream gives the tables
+    refs: TableRefs | JointRefs = EXPLICIT_REFS  # versions 4 and 5: how the stream gives the tables
 
 
 @dataclass(frozen=True)
 class StreamV2:
-    header: StreamHeader  # version 2: steps = (step,); versions 3 and 4: one step per plane kind
+    header: StreamHeader  # version 2: steps = (step,); versions 3 to 5: one step per plane kind
     rounding_units: int
     planes: tuple[PlaneSegmentV2, ...]
-    scale: int = 1  # coded scale; version 3 and 4 streams store it, version 2 streams are 1
+    scale: int = 1  # coded scale; version 3 to 5 streams store it, version 2 streams are 1
 
     def __post_init__(self) -> None:
         if self.scale not in CODED_SCALES or (self.scale != 1 and self.header.version not in SCALED_VERSIONS):
@@ -69,7 +85,7 @@ class StreamV2:
 
 
 def step_count(header: StreamHeader) -> int:
-    """Steps a stream carries: versions 3 and 4 have one per plane kind, version 2 one in all."""
+    """Steps a stream carries: versions 3 to 5 have one per plane kind, version 2 one in all."""
     if header.version in SCALED_VERSIONS and header.colour is not ColourMode.GRAY:
         return 2
     return 1
@@ -87,10 +103,15 @@ def rounding_units(rounding: float) -> int:
     return units
 
 
-def segment_size(tables: PlaneTables, payload_bytes: int, refs: TableRefs | None = None) -> int:
-    """Bytes a plane segment takes in the stream: with ``refs``, a version 4 segment."""
+def segment_size(
+    tables: PlaneTables | JointTables, payload_bytes: int, refs: TableRefs | JointRefs | None = None
+) -> int:
+    """Bytes a plane segment takes in the stream: with TableRefs a version 4 segment, with
+    JointRefs a version 5 one, without refs one of version 2 or 3."""
     if refs is None:
         table_bytes = len(tables.dc.serialize()) + len(tables.ac.serialize())
+    elif isinstance(refs, JointRefs):
+        table_bytes = joint_tables_size(refs, tables)
     else:
         table_bytes = segment_tables_size(refs, tables)
     return table_bytes + LENGTH_PREFIX_BYTES + payload_bytes
@@ -107,7 +128,9 @@ def write_stream(stream: StreamV2) -> bytes:
     if stream.header.version in SCALED_VERSIONS:
         parts.append(_SCALE.pack(stream.scale))
     for plane in stream.planes:
-        if stream.header.version == STATIC_TABLE_VERSION:
+        if stream.header.version == JOINT_VERSION:
+            parts += [plane.refs.to_bytes()] + _explicit_joint_compact(plane)
+        elif stream.header.version == STATIC_TABLE_VERSION:
             parts += [_REFS.pack(plane.refs.to_byte())] + _explicit_compact(plane)
         else:
             parts += [plane.tables.dc.serialize(), plane.tables.ac.serialize()]
@@ -119,6 +142,12 @@ def _explicit_compact(plane: PlaneSegmentV2) -> list[bytes]:
     """The compact codings of the plane's explicit tables, DC first."""
     pairs = ((plane.tables.dc, "dc", plane.refs.dc), (plane.tables.ac, "ac", plane.refs.ac))
     return [serialize_compact(table, kind) for table, kind, ref in pairs if ref == EXPLICIT]
+
+
+def _explicit_joint_compact(plane: PlaneSegmentV2) -> list[bytes]:
+    """The compact codings of a version 5 plane's explicit tables, in reference order."""
+    tables = (*plane.tables.joint, plane.tables.ac)
+    return [serialize_compact(table, kind) for (kind, ref), table in zip(plane.refs.kinds, tables) if ref == EXPLICIT]
 
 
 def _read_tables_v1(view: memoryview, offset: int) -> tuple[PlaneTables, TableRefs, int]:
@@ -136,9 +165,29 @@ def _read_tables_v4(
         raise CorruptStreamError(f"stream ends before the table references of plane {index}")
     refs = TableRefs.from_byte(_REFS.unpack_from(view, offset)[0])
     offset += _REFS.size
-    plane_static = static.for_plane(index) if static is not None else None
+    tables, offset = _referenced_tables(view, offset, static, index, (("dc", refs.dc), ("ac", refs.ac)))
+    return PlaneTables(*tables), refs, offset
+
+
+def _read_tables_v5(
+    view: memoryview, offset: int, static: StaticTables | None, index: int
+) -> tuple[JointTables, JointRefs, int]:
+    """A version 5 plane's two reference bytes and the explicit tables they announce."""
+    if offset + JOINT_REFS_BYTES > len(view):
+        raise CorruptStreamError(f"stream ends before the table references of plane {index}")
+    refs = JointRefs.from_bytes(bytes(view[offset : offset + JOINT_REFS_BYTES]))
+    tables, offset = _referenced_tables(view, offset + JOINT_REFS_BYTES, static, index, refs.kinds)
+    return JointTables(tuple(tables[:-1]), tables[-1]), refs, offset
+
+
+def _referenced_tables(
+    view: memoryview, offset: int, static: StaticTables | None, index: int, kinds
+) -> tuple[list[HuffmanTable], int]:
+    """The tables of (kind, reference) pairs: static ones resolved in ``static`` (None:
+    any static reference is corrupt), explicit ones parsed from ``offset`` on."""
+    plane_static: PlaneStatic | None = static.for_plane(index) if static is not None else None
     tables = []
-    for kind, ref in (("dc", refs.dc), ("ac", refs.ac)):
+    for kind, ref in kinds:
         if ref != EXPLICIT:
             if plane_static is None:
                 raise CorruptStreamError(
@@ -148,17 +197,17 @@ def _read_tables_v4(
         else:
             table, offset = parse_compact(view, offset, kind)
             tables.append(table)
-    return PlaneTables(*tables), refs, offset
+    return tables, offset
 
 
 def read_stream(data: bytes, static: StaticTables | None) -> StreamV2:
-    """Parse a version 2, 3 or 4 stream. Version 4 planes may reference static tables of
-    ``static``, the set of the profile the header names (the decoder passes its
-    profile's; None: any static reference is corrupt)."""
+    """Parse a version 2 to 5 stream. Version 4 and 5 planes may reference static tables
+    of ``static``, the set of the profile the header names for the header's version (the
+    decoder passes its profile's; None: any static reference is corrupt)."""
     view = memoryview(data)
     header, offset = parse_header(view)
     if header.version not in (2,) + SCALED_VERSIONS:
-        raise CorruptStreamError(f"not a version 2, 3 or 4 stream (version {header.version})")
+        raise CorruptStreamError(f"not a version 2 to 5 stream (version {header.version})")
     if header.class_count != step_count(header):
         raise CorruptStreamError(
             f"a version {header.version} {header.colour.name.lower()} stream has {step_count(header)} steps, "
@@ -181,7 +230,9 @@ def read_stream(data: bytes, static: StaticTables | None) -> StreamV2:
             raise CorruptStreamError(f"coded scale {scale} is not one of {CODED_SCALES}")
     planes = []
     for index in range(len(header.colour.plane_shapes(header.height, header.width))):
-        if header.version == STATIC_TABLE_VERSION:
+        if header.version == JOINT_VERSION:
+            tables, refs, offset = _read_tables_v5(view[:end], offset, static, index)
+        elif header.version == STATIC_TABLE_VERSION:
             tables, refs, offset = _read_tables_v4(view[:end], offset, static, index)
         else:
             tables, refs, offset = _read_tables_v1(view[:end], offset)

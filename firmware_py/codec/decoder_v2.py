@@ -1,6 +1,7 @@
-"""Decoder controller of format version 2, 3 and 4 streams.
+"""Decoder controller of format version 2 to 5 streams.
 
-Container validation -> run-length Huffman decoding -> DC levels from their MED
+Container validation -> run-length Huffman decoding (version 5: with joint DC symbols,
+jointdc.py) -> DC levels from their MED
 predictions -> restoration (learned, cell-consistent estimate of each block's
 coefficients) -> inverse transform -> reassembly -> learned deblocking of the block
 edges -> learned post-filter of each plane (postfilter.py) -> colour conversion ->
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import blocking, color, container_v2, postfilter, prediction, resample, restoration, runlength, transform
+from . import blocking, color, container_v2, jointdc, postfilter, prediction, resample, restoration, runlength, transform
 from .bitstream import StreamHeader, check_fingerprint, read_header
 from .errors import CorruptStreamError
 from .profile_v2 import STREAM_VERSIONS, TransformProfile, transform_profile_by_id
@@ -21,9 +22,8 @@ def profile_for(header: StreamHeader) -> TransformProfile:
     profile = transform_profile_by_id(header.profile_id)
     if profile is None:
         raise CorruptStreamError(f"stream uses profile id {header.profile_id}, which no installed format 2 profile defines")
-    if not profile.decodes_earlier(header):
-        check_version_against_fingerprint(header, profile)
-        check_fingerprint(header, profile.name, profile.stream_fingerprint(header.version))
+    check_version_against_fingerprint(header, profile)
+    check_fingerprint(header, profile.name, profile.stream_fingerprint(header.version))
     return profile
 
 
@@ -40,13 +40,16 @@ def check_version_against_fingerprint(header: StreamHeader, profile: TransformPr
 
 def decode_levels(segment: container_v2.PlaneSegmentV2, rows: int, cols: int) -> np.ndarray:
     """(rows*cols, 64) quantized levels of a plane, DC levels restored from residuals."""
-    dc_residuals, levels = runlength.unpack(segment.payload, rows * cols, segment.tables)
+    if isinstance(segment.tables, jointdc.JointTables):
+        dc_residuals, levels = jointdc.unpack(segment.payload, rows, cols, segment.tables)
+    else:
+        dc_residuals, levels = runlength.unpack(segment.payload, rows * cols, segment.tables)
     levels[:, 0] = prediction.dc_levels(dc_residuals, rows, cols)
     return levels
 
 
 def decode(data: bytes) -> np.ndarray:
-    """Decompress a version 2, 3 or 4 stream to an HxW (gray) or HxWx3 (RGB) uint8 image.
+    """Decompress a version 2 to 5 stream to an HxW (gray) or HxWx3 (RGB) uint8 image.
 
     A version 3 stream at coded scale 2 decodes at half size, then the profile's learned
     upsampler brings it to the header's size (resample.py).
@@ -58,8 +61,9 @@ def decode(data: bytes) -> np.ndarray:
 def read(data: bytes) -> tuple[container_v2.StreamV2, TransformProfile]:
     """The validated stream and the installed profile that decodes it."""
     data = bytes(data)
-    profile = profile_for(read_header(data))
-    stream = container_v2.read_stream(data, profile.static_tables)
+    header = read_header(data)
+    profile = profile_for(header)
+    stream = container_v2.read_stream(data, profile.static_set(header.version))
     if stream.scale == resample.HALF and profile.half is None:
         raise CorruptStreamError(f"half-resolution stream, but profile '{profile.name}' has no upsampler")
     return stream, profile

@@ -1,16 +1,17 @@
-"""Encoder controller of transform profiles; it writes format version 4 streams.
+"""Encoder controller of transform profiles; it writes format version 5 streams.
 
 Below the profile's budget threshold the frame is first 2x2-averaged to half
 resolution (resample.py). Per plane: 8x8 blocks -> learned orthonormal transform (one
 64x64 product) -> dead-zone quantization (chroma with a finer step,
-color.CHROMA_STEP_RATIO) -> MED prediction of the DC level -> (zero-run, size) Huffman
-symbols with per-plane optimal tables, each sent in a compact coding or replaced by the
-profile's static table that codes the plane in fewer bits (tablecoding.py). With the
-default (numba) backend, the transform, quantization and AC symbol counts are one kernel
-pass (blockcoder), which computes only coefficients that can be non-zero and keeps them:
-each coefficient is computed at most once per frame. Rate control only re-quantizes and
-re-counts symbols (no packing) until the size is within 3% under the budget, then packs
-once, reusing the counts.
+color.CHROMA_STEP_RATIO) -> MED prediction of the DC level -> joint DC symbols (DC size
+and "no AC level", one table per neighbour context) and (zero-run, size) Huffman
+symbols (jointdc.py) with per-plane optimal tables, each sent in a compact coding or
+replaced by the profile's static table that codes the plane in fewer bits
+(tablecoding.py). With the default (numba) backend, the transform, quantization and AC
+symbol counts are one kernel pass (blockcoder), which computes only coefficients that
+can be non-zero and keeps them: each coefficient is computed at most once per frame.
+Rate control only re-quantizes and re-counts symbols (no packing) until the size is
+within 3% under the budget, then packs once, reusing the counts.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ from . import (
     blocking,
     color,
     container_v2,
+    jointdc,
     prediction,
     ratecontrol,
     resample,
-    runlength,
     scratch,
     tablecoding,
 )
@@ -65,10 +66,11 @@ class QuantizedPlane:
     dc_residuals: np.ndarray
     levels: np.ndarray  # (n, 64) int16
     last_nonzero: np.ndarray  # (n,) each block's last non-zero AC index
-    tables: runlength.PlaneTables
-    counts: tuple[np.ndarray, np.ndarray, int]  # runlength.symbol_counts of the plane
+    cols: int  # blocks per row: the joint DC symbols' contexts need it
+    tables: jointdc.JointTables
+    counts: jointdc.JointCounts
     payload_bits: int
-    refs: tablecoding.TableRefs = tablecoding.EXPLICIT_REFS  # how the stream gives ``tables``
+    refs: tablecoding.JointRefs  # how the stream gives ``tables``
 
 
 def plane_coefficients(plane: np.ndarray, basis: LinearAutoencoder, runner: Backend) -> blockcoder.BlockCoefficients:
@@ -108,12 +110,12 @@ def quantize_plane(
         plane = blockcoder.BlockCoefficients.complete(plane.rows, plane.cols, plane.coefficients)
     quantized = plane.quantize(step, rounding)
     dc_residuals = prediction.dc_residuals(quantized.dc_levels, plane.rows, plane.cols)
-    dc_hist, dc_extra = runlength.dc_symbol_counts(dc_residuals)
-    counts = (dc_hist, quantized.ac_hist, dc_extra + quantized.ac_extra_bits)
-    optimal = runlength.tables_for(dc_hist, quantized.ac_hist)
-    refs, tables = tablecoding.choose_tables(dc_hist, quantized.ac_hist, optimal, static)
-    bits = runlength.payload_bits(*counts, tables)
-    return QuantizedPlane(dc_residuals, quantized.levels, quantized.last_nonzero, tables, counts, bits, refs)
+    counts = jointdc.plane_counts(
+        dc_residuals, quantized.last_nonzero, plane.cols, quantized.ac_hist, quantized.ac_extra_bits
+    )
+    refs, tables = tablecoding.choose_joint_tables(counts, static)
+    bits = jointdc.payload_bits(counts, tables)
+    return QuantizedPlane(dc_residuals, quantized.levels, quantized.last_nonzero, plane.cols, tables, counts, bits, refs)
 
 
 def stream_steps(frame: TransformedFrame, quality: float) -> tuple[float, ...]:
@@ -126,13 +128,13 @@ def stream_steps(frame: TransformedFrame, quality: float) -> tuple[float, ...]:
 
 def _header(frame: TransformedFrame, steps: tuple[float, ...]) -> StreamHeader:
     p = frame.profile
-    version = container_v2.STATIC_TABLE_VERSION
+    version = container_v2.JOINT_VERSION
     return StreamHeader(p.profile_id, frame.colour, frame.width, frame.height, p.stream_fingerprint(version), steps, version)
 
 
 def quantize_frame(frame: TransformedFrame, quality: float) -> tuple[tuple[float, ...], list[QuantizedPlane]]:
     steps = stream_steps(frame, quality)
-    rounding, static = frame.profile.rounding, frame.profile.static_tables
+    rounding, static = frame.profile.rounding, frame.profile.joint_tables
     return steps, [
         quantize_plane(p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i))
         for i, p in enumerate(frame.planes)
@@ -157,7 +159,7 @@ def retain_coefficients(frame: TransformedFrame) -> None:
 
 
 def _payload(plane: QuantizedPlane) -> bytes:
-    return runlength.pack(plane.dc_residuals, plane.levels, plane.tables, plane.counts, plane.last_nonzero)
+    return jointdc.pack(plane.dc_residuals, plane.levels, plane.cols, plane.tables, plane.counts, plane.last_nonzero)
 
 
 def pack_frame(frame: TransformedFrame, steps: tuple[float, ...], planes: list[QuantizedPlane]) -> bytes:

@@ -14,20 +14,23 @@ from dataclasses import dataclass
 
 from .bitstream import StreamHeader
 from .blocking import BLOCK_PIXELS
-from .container_v2 import SCALED_VERSION, STATIC_TABLE_VERSION
+from .container_v2 import JOINT_VERSION, SCALED_VERSION, STATIC_TABLE_VERSION
 from .errors import ModelError, QpvError
 from .models import LinearAutoencoder, load_autoencoder, load_manifest
 from .profiles import MAX_QUALITY, MIN_QUALITY
 from .resample import HalfResolution, load_half_resolution
 from .postfilter import PostFilter, load_postfilter
 from .restoration import RestorationModel, load_restoration
-from .statictables import StaticTables, load_static_tables
+from .statictables import VERSION_5_KINDS, StaticTables, load_static_tables
 
 FORMAT_VERSION = 2
 # Stream versions these profiles read: 2 (earlier encoders) and 3 (format 2 plus one step
-# per plane kind and a coded scale; resample.py) and 4 (3 with compact or static Huffman
-# tables; tablecoding.py), the only one their encoder writes.
-STREAM_VERSIONS = (FORMAT_VERSION, SCALED_VERSION, STATIC_TABLE_VERSION)
+# per plane kind and a coded scale; resample.py), 4 (3 with compact or static Huffman
+# tables; tablecoding.py) and 5 (4 with joint DC symbols; jointdc.py), the only one
+# their encoder writes.
+STREAM_VERSIONS = (FORMAT_VERSION, SCALED_VERSION, STATIC_TABLE_VERSION, JOINT_VERSION)
+# What the fingerprint of a version that names a static table set hashes with the set.
+_SET_NAMES = {STATIC_TABLE_VERSION: b"static:", JOINT_VERSION: b"joint-static:"}
 
 
 @dataclass(frozen=True)
@@ -39,12 +42,11 @@ class TransformProfile:
     base_step: float
     rounding: float  # dead-zone rounding offset of AC levels, in (0, 1/2]
     half: HalfResolution | None = None  # upsampler and rule of version 3 streams, if any
-    # Version 2 fingerprints of earlier model sets with this basis (their streams decode).
-    earlier_fingerprints: tuple[bytes, ...] = ()
     static_tables: StaticTables | None = None  # static Huffman tables of version 4 streams
     # The ground's post-filter of decoded planes, if any: the decoder's own choice, like
     # restoration, so no fingerprint names it.
     postfilter: PostFilter | None = None
+    joint_tables: StaticTables | None = None  # static Huffman tables of version 5 streams
 
     @property
     def fingerprint(self) -> bytes:
@@ -55,19 +57,18 @@ class TransformProfile:
         """
         return hashlib.sha256(self.basis.sha256.encode("ascii")).digest()[:4]
 
-    def decodes_earlier(self, header: StreamHeader) -> bool:
-        """Whether ``header`` is a version 2 stream of an earlier model set with this basis:
-        until restoration was left out of it, the fingerprint also named the restoration
-        model (``earlier_fingerprints`` in the manifest lists those of this basis)."""
-        return header.version == FORMAT_VERSION and header.model_fingerprint in self.earlier_fingerprints
+    def static_set(self, version: int) -> StaticTables | None:
+        """The static table set planes of a ``version`` stream may reference."""
+        return self.joint_tables if version == JOINT_VERSION else self.static_tables
 
     def stream_fingerprint(self, version: int) -> bytes:
         """The header's fingerprint: version 3 streams name the upsampler too, if any, and
-        version 4 streams also the static table set (always hashed, so that version 4
-        fingerprints differ from version 3 ones)."""
-        if version == STATIC_TABLE_VERSION:
-            tables = self.static_tables.sha256 if self.static_tables is not None else ""
-            named = self.stream_fingerprint(SCALED_VERSION) + b"static:" + tables.encode("ascii")
+        version 4 and 5 streams also their static table set (always hashed, with a
+        version's own prefix, so that the fingerprints of versions 3, 4 and 5 differ)."""
+        if version in _SET_NAMES:
+            tables = self.static_set(version)
+            sha256 = tables.sha256 if tables is not None else ""
+            named = self.stream_fingerprint(SCALED_VERSION) + _SET_NAMES[version] + sha256.encode("ascii")
             return hashlib.sha256(named).digest()[:4]
         if version == FORMAT_VERSION or self.half is None:
             return self.fingerprint
@@ -109,21 +110,11 @@ def _bind(name: str, entry: dict) -> TransformProfile:
     if not (0 < base_step and 0 < rounding <= 0.5):
         raise ModelError(f"profile '{name}': invalid base step {base_step} or rounding {rounding}")
     half = load_half_resolution(entry["half_resolution"]) if "half_resolution" in entry else None
-    earlier = _fingerprints(name, entry.get("earlier_fingerprints", []))
     restoration = load_restoration(entry["restoration"])
     static = load_static_tables(entry["static_tables"]) if "static_tables" in entry else None
     filtering = load_postfilter(entry["postfilter"]) if "postfilter" in entry else None
+    joint = load_static_tables(entry["joint_tables"], None, VERSION_5_KINDS) if "joint_tables" in entry else None
     return TransformProfile(
-        name, int(entry["id"]), basis, restoration, base_step, rounding, half, earlier, static, filtering
+        name, int(entry["id"]), basis, restoration, base_step, rounding, half, static, filtering, joint
     )
 
-
-def _fingerprints(name: str, listed: object) -> tuple[bytes, ...]:
-    """Hex fingerprints from the manifest, each 4 bytes."""
-    try:
-        fingerprints = tuple(bytes.fromhex(text) for text in listed)  # type: ignore[union-attr]
-    except (TypeError, ValueError):
-        fingerprints = None
-    if fingerprints is None or any(len(f) != 4 for f in fingerprints):
-        raise ModelError(f"profile '{name}': earlier_fingerprints must be a list of 8-digit hex strings")
-    return fingerprints

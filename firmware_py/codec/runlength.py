@@ -287,14 +287,17 @@ def payload_bits(dc_hist: np.ndarray, ac_hist: np.ndarray, extra: int, tables: P
     Rate control sizes every plane of every pass with this, so it reads only the span
     each table covers: every count must fall on a symbol with a code there.
     """
-    total = extra
-    for hist, table in ((dc_hist, tables.dc), (ac_hist, tables.ac)):
-        span = hist[table.min_symbol : table.min_symbol + len(table.lengths)]
-        lengths = table.lengths[: len(span)]
-        if int(span[lengths > 0].sum()) != int(hist.sum()):
-            raise ValueError("a symbol has no code in its table")
-        total += int(np.dot(span, lengths.astype(np.int64)))
-    return total
+    return extra + code_bits(dc_hist, tables.dc) + code_bits(ac_hist, tables.ac)
+
+
+def code_bits(hist: np.ndarray, table: HuffmanTable) -> int:
+    """Code bits of the symbols counted in ``hist`` under ``table`` (only the span the table
+    covers is read); ValueError if a counted symbol has no code."""
+    span = hist[table.min_symbol : table.min_symbol + len(table.lengths)]
+    lengths = table.lengths[: len(span)]
+    if int(span[lengths > 0].sum()) != int(hist.sum()):
+        raise ValueError("a symbol has no code in its table")
+    return int(np.dot(span, lengths.astype(np.int64)))
 
 
 def pack(

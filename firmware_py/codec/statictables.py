@@ -1,12 +1,15 @@
-"""A transform profile's trained static Huffman tables (format version 4).
+"""A transform profile's trained static Huffman tables (format versions 4 and 5).
 
-A version 4 plane may reference one of these instead of sending its table
-(tablecoding.py). The set is trained offline on the training split (export/
-train_tables.py) and stored as an npz of code lengths over the whole DC and AC
-alphabets, one array per (table kind, plane kind): ``dc_luma``, ``ac_luma``,
-``dc_chroma``, ``ac_chroma``, each (k, alphabet) uint8 with k <= 15. Every table is
-validated on load (lengths, Kraft inequality, symbols the block syntax can have), so a
-damaged or foreign file is a ModelError, never a wrong decode.
+A version 4 or 5 plane may reference one of these instead of sending its table
+(tablecoding.py). A set is trained offline on the training split (export/
+train_tables.py) and stored as an npz of code lengths over whole alphabets, one array
+per (table kind, plane kind), each (k, alphabet) uint8 with k <= 15: a version 4 set
+has ``dc_luma``, ``ac_luma``, ``dc_chroma``, ``ac_chroma``; a version 5 set
+``joint_luma``, ``ac_luma``, ``joint_chroma``, ``ac_chroma`` (its AC tables count no
+EOB of blocks without AC levels, so they differ from version 4's). The two are separate
+artifacts, so that retraining the version 5 set keeps version 4 streams decodable. Every
+table is validated on load (lengths, Kraft inequality, symbols the block syntax can
+have), so a damaged or foreign file is a ModelError, never a wrong decode.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ from .bitio import MAX_CODE_LENGTH
 from .errors import CorruptStreamError, ModelError
 from .huffman import HuffmanTable, fits_kraft
 from .models import artifact_cache, manifest_artifact
+from .jointdc import CONTEXTS, JointTables
+from .jointdc import check_tables as check_joint_tables
 from .runlength import PlaneTables, check_tables
 from .tablecoding import ALPHABETS, MAX_STATIC_TABLES, PlaneStatic, table_from_lengths
 
 KIND = "static-huffman-tables"
 PLANE_KINDS = ("luma", "chroma")
-TABLE_KINDS = ("dc", "ac")
+VERSION_4_KINDS = ("dc", "ac")  # table kinds of a version 4 set
+VERSION_5_KINDS = ("joint", "ac")  # and of a version 5 set
 
 
 @dataclass(frozen=True)
@@ -53,17 +59,22 @@ def check_lengths(lengths: np.ndarray, table_kind: str, what: str) -> None:
         raise ModelError(f"{what}: no symbol, or code lengths that violate the Kraft inequality")
     table, empty = table_from_lengths(lengths), HuffmanTable.empty()
     try:
-        check_tables(PlaneTables(table, empty) if table_kind == "dc" else PlaneTables(empty, table))
+        if table_kind == "joint":
+            check_joint_tables(JointTables((table,) * CONTEXTS, empty))
+        else:
+            check_tables(PlaneTables(table, empty) if table_kind == "dc" else PlaneTables(empty, table))
     except CorruptStreamError as exc:
         raise ModelError(f"{what}: {exc}") from None
 
 
-def static_tables_from_arrays(name: str, arrays, sha256: str) -> StaticTables:
-    """A validated set from its npz arrays (a mapping of array name -> array)."""
+def static_tables_from_arrays(
+    name: str, arrays, sha256: str, table_kinds: tuple[str, ...] = VERSION_4_KINDS
+) -> StaticTables:
+    """A validated set of ``table_kinds`` from its npz arrays (a mapping of array name -> array)."""
     kinds = {}
     for plane_kind in PLANE_KINDS:
-        parts = []
-        for table_kind in TABLE_KINDS:
+        parts = {}
+        for table_kind in table_kinds:
             key = array_name(table_kind, plane_kind)
             if key not in arrays:
                 raise ModelError(f"model '{name}' lacks '{key}'")
@@ -72,14 +83,18 @@ def static_tables_from_arrays(name: str, arrays, sha256: str) -> StaticTables:
                 raise ModelError(f"model '{name}': '{key}' must be (k <= {MAX_STATIC_TABLES}, n) uint8")
             for k, lengths in enumerate(tables):
                 check_lengths(lengths, table_kind, f"model '{name}' table {key}[{k}]")
-            parts.append(tables.astype(np.int64))
-        kinds[plane_kind] = PlaneStatic(*parts)
+            parts[table_kind] = tables.astype(np.int64)
+        none = {kind: np.zeros((0, ALPHABETS[kind]), dtype=np.int64) for kind in ALPHABETS}
+        kinds[plane_kind] = PlaneStatic(**{**none, **parts})
     return StaticTables(name, kinds["luma"], kinds["chroma"], sha256)
 
 
 @artifact_cache(maxsize=4)
-def load_static_tables(name: str, directory: Path | None = None) -> StaticTables:
-    """Load a static table set by manifest name, refusing any hash, shape or table defect."""
+def load_static_tables(
+    name: str, directory: Path | None = None, table_kinds: tuple[str, ...] = VERSION_4_KINDS
+) -> StaticTables:
+    """Load a static table set of ``table_kinds`` by manifest name, refusing any hash,
+    shape or table defect."""
     path, sha256 = manifest_artifact(name, KIND, "static table set", directory)
     with np.load(path, allow_pickle=False) as arrays:
-        return static_tables_from_arrays(name, {key: arrays[key] for key in arrays.files}, sha256)
+        return static_tables_from_arrays(name, {key: arrays[key] for key in arrays.files}, sha256, table_kinds)

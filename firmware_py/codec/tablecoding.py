@@ -1,5 +1,6 @@
-"""How a format version 4 plane gives its DC and AC Huffman tables (docs/FORMAT.md,
-"Format version 4").
+"""How a format version 4 plane gives its DC and AC Huffman tables, and a version 5
+plane its three joint DC tables and AC table (docs/FORMAT.md, "Format version 4" and
+"Format version 5").
 
 At quick-preview rates the version 1 table format (4 bytes + one nibble per symbol slot
 of the range, ~125 bytes for an AC table) is several per cent of a stream. Version 4
@@ -7,7 +8,8 @@ gives each table by reference: *static table k* of the profile's trained set
 (statictables.py; the stream pays only the selector) or *explicit*, in a compact coding:
 
 - the symbols are listed in a fixed slot order, likely ones first (AC: EOB, ZRL, then
-  size 1 for runs 0..15, size 2 for runs 0..15, ...), so that the unused tail is cut;
+  size 1 for runs 0..15, size 2 for runs 0..15, ...; DC and joint DC: by symbol, i.e.
+  by size category), so that the unused tail is cut;
 - ``n`` (8 bits): slots coded; slot ``n - 1`` is the last used one (0: an empty table);
 - ``Lmin``, ``Lmax`` (4 bits each): shortest and longest code length;
 - per slot: 1 bit "used", and if used, ``L - Lmin`` in ``bit_length(Lmax - Lmin)`` bits;
@@ -26,7 +28,8 @@ import numpy as np
 
 from .bitio import MAX_CODE_LENGTH
 from .errors import CorruptStreamError
-from .huffman import HuffmanTable, fits_kraft
+from .huffman import HuffmanTable, code_lengths, fits_kraft
+from .jointdc import CONTEXTS, JOINT_ALPHABET, JointCounts, JointTables
 from .runlength import AC_ALPHABET, DC_ALPHABET, EOB, MAX_RUN, MAX_SIZE, ZRL, PlaneTables
 
 EXPLICIT = 0  # a table reference; static table k is k + 1
@@ -38,8 +41,9 @@ DC_SLOTS = np.arange(DC_ALPHABET, dtype=np.int64)
 AC_SLOTS = np.array(
     [EOB, ZRL] + [run * 16 + size for size in range(1, MAX_SIZE + 1) for run in range(MAX_RUN + 1)], dtype=np.int64
 )
-SLOTS = {"dc": DC_SLOTS, "ac": AC_SLOTS}
-ALPHABETS = {"dc": DC_ALPHABET, "ac": AC_ALPHABET}
+JOINT_SLOTS = np.arange(JOINT_ALPHABET, dtype=np.int64)
+SLOTS = {"dc": DC_SLOTS, "ac": AC_SLOTS, "joint": JOINT_SLOTS}
+ALPHABETS = {"dc": DC_ALPHABET, "ac": AC_ALPHABET, "joint": JOINT_ALPHABET}
 
 
 def _slot_of(slots: np.ndarray, alphabet: int) -> np.ndarray:
@@ -73,6 +77,38 @@ class TableRefs:
         return cls(value >> 4, value & 0x0F)
 
 
+@dataclass(frozen=True)
+class JointRefs:
+    """The references of a version 5 plane's tables: a joint DC table per context, then
+    AC; in the stream two bytes, one nibble each in that order (high nibble first)."""
+
+    joint: tuple[int, ...] = (EXPLICIT,) * CONTEXTS
+    ac: int = EXPLICIT
+
+    def __post_init__(self) -> None:
+        if len(self.joint) != CONTEXTS:
+            raise ValueError(f"expected {CONTEXTS} joint DC table references, got {len(self.joint)}")
+        for ref in (*self.joint, self.ac):
+            if not 0 <= ref <= MAX_STATIC_TABLES:
+                raise ValueError(f"table reference {ref} is outside 0..{MAX_STATIC_TABLES}")
+
+    @property
+    def kinds(self) -> tuple[tuple[str, int], ...]:
+        """(table kind, reference) of every table, in stream order."""
+        return tuple(("joint", ref) for ref in self.joint) + (("ac", self.ac),)
+
+    def to_bytes(self) -> bytes:
+        first, second, third = self.joint
+        return bytes([first << 4 | second, third << 4 | self.ac])
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> JointRefs:
+        return cls((data[0] >> 4, data[0] & 0x0F, data[1] >> 4), data[1] & 0x0F)
+
+
+JOINT_REFS_BYTES = 2
+
+
 def table_from_lengths(lengths: np.ndarray) -> HuffmanTable:
     """The HuffmanTable over the used range of a full-alphabet length array."""
     used = np.flatnonzero(lengths)
@@ -84,17 +120,19 @@ def table_from_lengths(lengths: np.ndarray) -> HuffmanTable:
 
 @dataclass(frozen=True)
 class PlaneStatic:
-    """The static tables one plane kind may reference: (k, alphabet) int64 code lengths,
-    with what the encoder's choice needs of them computed once."""
+    """The static tables one plane kind may reference: (k, alphabet) int64 code lengths
+    per table kind (a version 4 set has DC and AC tables, a version 5 set joint DC and AC
+    tables), with what the encoder's choice needs of them computed once."""
 
     dc: np.ndarray
     ac: np.ndarray
+    joint: np.ndarray = field(default_factory=lambda: np.zeros((0, JOINT_ALPHABET), dtype=np.int64))
     # Per kind: (k, alphabet) 1 where a symbol has no code, and the tables themselves.
     missing: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
     tables: dict[str, tuple[HuffmanTable, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        lengths = {"dc": self.dc, "ac": self.ac}
+        lengths = {"dc": self.dc, "ac": self.ac, "joint": self.joint}
         object.__setattr__(self, "missing", {k: (v == 0).astype(np.int64) for k, v in lengths.items()})
         object.__setattr__(self, "tables", {k: tuple(table_from_lengths(row) for row in v) for k, v in lengths.items()})
 
@@ -109,6 +147,7 @@ class PlaneStatic:
 
 
 EXPLICIT_REFS = TableRefs()  # both tables explicit: every plane of an encoder without static tables
+EXPLICIT_JOINT_REFS = JointRefs()
 NO_STATIC = PlaneStatic(np.zeros((0, DC_ALPHABET), dtype=np.int64), np.zeros((0, AC_ALPHABET), dtype=np.int64))
 
 
@@ -223,17 +262,25 @@ def choose_table(hist: np.ndarray, explicit: HuffmanTable, kind: str, static: Pl
     """(reference, table) with the fewest exact bits for ``hist``: the explicit table
     (optimal for ``hist``) with its compact coding, or a static ``kind`` table of
     ``static`` that codes every symbol of ``hist``. Ties: explicit, then the lower index."""
-    lengths = static.dc if kind == "dc" else static.ac
-    if not len(lengths):
+    best, bits = _best_static(hist, kind, static)
+    if best is None:
         return EXPLICIT, explicit
     span = hist[explicit.min_symbol : explicit.min_symbol + len(explicit.lengths)]
-    explicit_bits = 8 * compact_size(explicit, kind) + int(np.dot(span, explicit.lengths))
+    if bits >= 8 * compact_size(explicit, kind) + int(np.dot(span, explicit.lengths)):
+        return EXPLICIT, explicit
+    return best + 1, static.tables[kind][best]
+
+
+def _best_static(hist: np.ndarray, kind: str, static: PlaneStatic) -> tuple[int | None, int]:
+    """(index, code bits) of the static ``kind`` table that codes ``hist`` in the fewest
+    bits (ties: the lower index); index None if the set has none that codes every symbol."""
+    lengths = getattr(static, kind)
+    if not len(lengths):
+        return None, 0
     bits = lengths @ hist
     bits[static.missing[kind] @ hist > 0] = _NO_CODE  # a used symbol without a code
     best = int(np.argmin(bits))
-    if bits[best] >= explicit_bits:
-        return EXPLICIT, explicit
-    return best + 1, static.tables[kind][best]
+    return (best, int(bits[best])) if bits[best] != _NO_CODE else (None, 0)
 
 
 def choose_tables(
@@ -243,6 +290,51 @@ def choose_tables(
     dc_ref, dc = choose_table(dc_hist, explicit.dc, "dc", static)
     ac_ref, ac = choose_table(ac_hist, explicit.ac, "ac", static)
     return TableRefs(dc_ref, ac_ref), PlaneTables(dc, ac)
+
+
+def _explicit_bits_lower_bound(hist: np.ndarray, kind: str) -> float:
+    """No explicit table codes ``hist`` in fewer bits (table and codes): its compact
+    coding has at least the count, the length range and a bit per slot up to the last
+    used one, in whole bytes, and a prefix code takes at least 1 bit per symbol and the
+    histogram's entropy."""
+    symbols = np.flatnonzero(hist)
+    if not symbols.size:
+        return float(_COUNT_BITS)  # the empty compact table
+    table_bits = _COUNT_BITS + 2 * _LENGTH_BITS + int(SLOT_OF[kind][symbols].max()) + 1
+    used = hist[symbols]
+    total = int(used.sum())
+    entropy = float(np.sum(used * np.log2(total / used)))
+    return 8 * ((table_bits + 7) // 8) + max(total, entropy * (1 - 1e-9))
+
+
+def cheapest_table(hist: np.ndarray, kind: str, static: PlaneStatic) -> tuple[int, HuffmanTable]:
+    """:func:`choose_table` with the histogram's optimal table built only when it may win:
+    the encoder sizes four tables per plane on every rate control pass, and usually a
+    static table beats any explicit one."""
+    best, bits = _best_static(hist, kind, static)
+    if best is not None and bits < _explicit_bits_lower_bound(hist, kind):
+        return best + 1, static.tables[kind][best]
+    return choose_table(hist, table_from_lengths(code_lengths(hist)), kind, static)
+
+
+def choose_joint_tables(counts: JointCounts, static: PlaneStatic) -> tuple[JointRefs, JointTables]:
+    """The cheapest reference of each of a version 5 plane's tables (:func:`cheapest_table`):
+    a context no block uses has an empty explicit table (one byte), or any static table
+    (nothing) when the set has one."""
+    joint = [cheapest_table(hist, "joint", static) for hist in counts.joint]
+    ac_ref, ac = cheapest_table(counts.ac, "ac", static)
+    refs = JointRefs(tuple(ref for ref, _ in joint), ac_ref)
+    return refs, JointTables(tuple(table for _, table in joint), ac)
+
+
+def joint_tables_size(refs: JointRefs, tables: JointTables) -> int:
+    """Bytes of a version 5 plane's table references and explicit tables."""
+    explicit = [
+        compact_size(table, kind)
+        for (kind, ref), table in zip(refs.kinds, (*tables.joint, tables.ac))
+        if ref == EXPLICIT
+    ]
+    return JOINT_REFS_BYTES + sum(explicit)
 
 
 def segment_tables_size(refs: TableRefs, tables: PlaneTables) -> int:

@@ -1,0 +1,152 @@
+"""Format version 5's block coding (jointdc.py): the numba kernels against their plain
+Python references, the counts the encoder derives from the quantizer, the neighbour
+contexts, rejection of damaged payloads, and that version 3 and 4 twins of the same
+frames still decode to the same images."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from firmware_py.codec import CorruptStreamError, decode, encoder_v2, jointdc, read_header, runlength, tablecoding
+from firmware_py.codec.huffman import HuffmanTable
+
+from codec_helpers import as_version_3, as_version_4, crop, parse_v2
+
+
+def sparse_levels(rng: np.random.Generator, n: int, density: float) -> tuple[np.ndarray, np.ndarray]:
+    """DC residuals and levels of ``n`` blocks, most of them without AC levels, some with
+    long zero runs, large values and a non-zero last coefficient."""
+    dc = rng.integers(-300, 300, n) * (rng.random(n) < 0.5)
+    levels = np.zeros((n, 64), dtype=np.int16)
+    mask = rng.random((n, 64)) < density
+    mask[rng.random(n) < 0.6] = False  # empty blocks
+    levels[mask] = rng.integers(-40, 41, int(mask.sum()))
+    levels[rng.integers(0, n), 63] = 5
+    levels[rng.integers(0, n), 40] = -2000
+    levels[:, 0] = 0
+    return dc, levels
+
+
+def coded(seed: int, n: int, density: float):
+    dc, levels = sparse_levels(np.random.default_rng(seed), n, density)
+    counts = jointdc.symbol_counts(dc, levels, cols_of(n, seed))
+    return dc, levels, counts, tablecoding.choose_joint_tables(counts, tablecoding.NO_STATIC)[1]
+
+
+def cols_of(n: int, seed: int) -> int:
+    divisors = [c for c in range(1, n + 1) if n % c == 0]
+    return divisors[seed % len(divisors)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 60), density=st.sampled_from([0.02, 0.1, 0.5]))
+def test_pack_and_unpack_match_their_references_and_invert_each_other(seed, n, density):
+    dc, levels, counts, tables = coded(seed, n, density)
+    cols = cols_of(n, seed)
+    payload = jointdc.pack(dc, levels, cols, tables)
+    assert payload == jointdc.pack_reference(dc, levels, cols, tables)
+    assert payload == jointdc.pack(dc, levels, cols, tables, counts, jointdc.last_nonzero_indices(levels))
+    assert len(payload) == (jointdc.payload_bits(counts, tables) + 7) // 8
+    for decoded_dc, decoded in (
+        jointdc.unpack(payload, n // cols, cols, tables),
+        jointdc.unpack_reference(payload, n // cols, cols, tables),
+    ):
+        np.testing.assert_array_equal(decoded_dc, dc)
+        np.testing.assert_array_equal(decoded, levels)
+
+
+def test_counts_from_the_quantizer_are_the_counts_of_the_levels():
+    dc, levels, _, _ = coded(7, 48, 0.1)
+    _, ac_hist, ac_extra = runlength.symbol_counts(np.zeros_like(dc), levels)
+    derived = jointdc.plane_counts(dc, jointdc.last_nonzero_indices(levels), 8, ac_hist, ac_extra)
+    direct = jointdc.symbol_counts(dc, levels, 8)
+    np.testing.assert_array_equal(derived.joint, direct.joint)
+    np.testing.assert_array_equal(derived.ac, direct.ac)
+    empty = int((~levels[:, 1:].any(axis=1)).sum())
+    assert derived.joint[:, 1::2].sum() == empty and derived.ac[runlength.EOB] == ac_hist[runlength.EOB] - empty
+    assert derived.extra_bits == runlength.symbol_counts(dc, levels)[2]
+
+
+def test_a_block_takes_the_context_of_its_left_and_upper_neighbours():
+    """3x3 blocks with AC levels in blocks 0, 1 and 3 (raster order). Contexts: block 0
+    (no neighbour) 0; 1, 2, 3, 6 have one neighbour with AC levels: 1; block 4 has two: 2;
+    5, 7, 8 none: 0 (outside the plane counts as empty)."""
+    levels = np.zeros((9, 64), dtype=np.int16)
+    levels[[0, 1, 3], 5] = 1
+    counts = jointdc.symbol_counts(np.zeros(9, dtype=np.int64), levels, 3)
+    # Zero residuals: joint symbol 0 (with AC levels) or 1 (without), per context.
+    np.testing.assert_array_equal(counts.joint[:, :2], [[1, 3], [2, 2], [0, 1]])
+    assert not counts.joint[:, 2:].any()
+
+
+def test_pack_refuses_levels_that_do_not_match_their_counts_or_last_indices():
+    dc, levels, counts, tables = coded(3, 40, 0.1)
+    last = jointdc.last_nonzero_indices(levels)
+    nonempty = int(np.flatnonzero(last)[0])
+    wrong = last.copy()
+    wrong[nonempty] += 1 if last[nonempty] < 63 else -1
+    with pytest.raises(ValueError):
+        jointdc.pack(dc, levels, 8, tables, counts, wrong)
+    with pytest.raises(ValueError):
+        jointdc.pack(dc, levels, 7, tables)
+    with pytest.raises(ValueError):
+        jointdc.plane_counts(dc, last[:-1], 8, counts.ac, 0)
+
+
+def single_code_tables() -> jointdc.JointTables:
+    """Context 0 codes only the joint symbol 0 (size 0, *not* empty) and AC only EOB."""
+    return jointdc.JointTables(
+        (HuffmanTable(0, np.array([1], np.uint8)),) * 3, HuffmanTable(0, np.array([1], np.uint8))
+    )
+
+
+def test_a_block_flagged_with_ac_levels_but_without_any_is_corrupt():
+    # One block: joint code "0" (size 0, not empty), then AC code "0" (EOB) at once.
+    with pytest.raises(CorruptStreamError, match="no non-zero AC level"):
+        jointdc.unpack(b"\x00", 1, 1, single_code_tables())
+    with pytest.raises(CorruptStreamError, match="no non-zero AC level"):
+        jointdc.unpack_reference(b"\x00", 1, 1, single_code_tables())
+
+
+@pytest.mark.parametrize(
+    ("tables", "message"),
+    [
+        (jointdc.JointTables((HuffmanTable(30, np.ones(3, np.uint8)),) * 3, HuffmanTable.empty()), "outside 0..31"),
+        (jointdc.JointTables((HuffmanTable.empty(),) * 2, HuffmanTable.empty()), "3 joint DC tables"),
+        (jointdc.JointTables((HuffmanTable.empty(),) * 3, HuffmanTable.empty()), "empty joint DC table"),
+    ],
+)
+def test_tables_the_block_syntax_cannot_have_are_corrupt(tables, message):
+    with pytest.raises(CorruptStreamError, match=message):
+        jointdc.unpack(b"\x00", 1, 1, tables)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    seed=st.integers(0, 50), payload=st.binary(min_size=1, max_size=40), rows=st.integers(1, 6), cols=st.integers(1, 6)
+)
+def test_any_payload_decodes_as_the_reference_reads_it_or_is_rejected(seed, payload, rows, cols):
+    """The kernel bounds every read: on arbitrary bytes it agrees with the plain reader."""
+    _, _, _, tables = coded(seed, 30, 0.1)
+    try:
+        expected = jointdc.unpack_reference(payload, rows, cols, tables)
+    except CorruptStreamError:
+        with pytest.raises(CorruptStreamError):
+            jointdc.unpack(payload, rows, cols, tables)
+        return
+    for mine, theirs in zip(jointdc.unpack(payload, rows, cols, tables), expected):
+        np.testing.assert_array_equal(mine, theirs)
+
+
+def test_version_3_and_4_twins_of_version_5_streams_decode_to_the_same_image(lena2, kodim23):
+    for image in (crop(lena2, 40, 56), crop(kodim23, 45, 61)):
+        stream = encoder_v2.encode(image, quality=1.0, profile="klt")
+        assert read_header(stream).version == 5
+        expected = decode(stream)
+        for twin in (as_version_3(stream), as_version_4(stream)):
+            np.testing.assert_array_equal(decode(twin), expected)
+        refs = [plane.refs for plane in parse_v2(as_version_4(stream)).planes]
+        assert any(ref.dc > 0 or ref.ac > 0 for ref in refs)  # the version 4 set is still installed and used
