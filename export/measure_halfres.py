@@ -33,7 +33,7 @@ from export.train_upsampler import BPP_GRID, PROFILE, coded_half, split
 from firmware_py import imageio, metrics
 from firmware_py.bench.bdrate import bjontegaard
 from firmware_py.bench.codecs import Jpeg2000Codec
-from firmware_py.codec import decode, encode, encoder_v2, read_header, resample
+from firmware_py.codec import decode, decoder_v2, encode, encoder_v2, resample
 from firmware_py.codec.errors import RateControlError
 from firmware_py.codec.profile_v2 import get_transform_profile
 
@@ -69,7 +69,7 @@ def measure_image(image: np.ndarray) -> dict[str, list]:
             pass
         try:
             stream = encode(image, bpp=bpp, profile=PROFILE)
-            curves["switched"].append({**point(image, stream, bpp), "version": read_header(stream).version})
+            curves["switched"].append({**point(image, stream, bpp), "scale": decoder_v2.read(stream)[0].scale})
         except RateControlError:
             pass
         half = coded_half(image, bpp)
@@ -162,7 +162,7 @@ def report(results: dict) -> str:
                 values = [v for v in (at_target(c[name], target) for c in entries.values()) if v is not None]
                 cells.append(f"{np.mean(values):.2f} ({len(values)})" if values else "–")
             chosen = sum(
-                1 for c in entries.values() for p in c["switched"] if p["target"] == target and p["version"] == 3
+                1 for c in entries.values() for p in c["switched"] if p["target"] == target and p["scale"] == resample.HALF
             )
             lines.append(f"| {target:g} | " + " | ".join(cells) + f" | {chosen}/{len(entries)} |")
         lines += [
