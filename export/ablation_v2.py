@@ -181,7 +181,7 @@ def plane_segment_bytes(
     if variant.zero_runs:
         bits = jointdc.payload_bits(counts, tables)
     else:
-        no_ac = replace(counts, ac=np.zeros_like(counts.ac))
+        no_ac = replace(counts, first=np.zeros_like(counts.first), rest=np.zeros_like(counts.rest))
         bits = jointdc.payload_bits(no_ac, tables) + ac_bits_without_runs(levels)
     return container_v2.segment_size(tables, (bits + 7) // 8, refs)
 

@@ -1,5 +1,5 @@
 """Train the klt profile's static Huffman tables (tablecoding.py): the version 5 set
-(joint DC and AC tables) the encoder uses, or with ``--version 4`` the version 4 set
+(joint DC, first AC symbol and other AC symbol tables) the encoder uses, or with ``--version 4`` the version 4 set
 (DC and AC tables) that version 4 streams reference.
 
     python -m export.train_tables --out models
@@ -7,14 +7,15 @@
 Symbol counts come from klt encodes of every Waterloo training image (never a test
 image), as gray and, for colour images, as colour, rate-controlled to each bpp of
 TRAIN_BPP with the encoder's own half-resolution rule; the encodes use no static table,
-so the counts do not depend on an earlier set. Version 4 counts are the version 5 ones
-unjoined (the DC sizes of all contexts, and an EOB per block without AC levels). Per
+so the counts do not depend on an earlier set. Version 4 counts are those of the same
+levels coded as runlength.py codes them. Per
 (table kind, plane kind) the histograms (one per plane; joint DC: one per plane and
 context used) are clustered into ``--tables`` groups by Lloyd iterations on the code
 bits themselves (each histogram goes to the table that codes it in the fewest bits;
 each table is the optimal code of its histograms' pooled counts), starting from
 quantile groups of their share of INITIAL_SYMBOL (AC: end-of-block, DC: a zero
-residual, joint DC: a zero residual without AC levels). Every table gives every symbol
+residual, joint DC: a zero residual without AC levels, version 5 AC: a lone size 1
+level at coefficient 1, i.e. run 0, size 1, last). Every table gives every symbol
 of the block syntax a code (pooled counts x PSEUDO_SCALE + 1), so a static table can
 code any plane; the encoder still sends an explicit table whenever that is cheaper.
 
@@ -35,7 +36,7 @@ import numpy as np
 
 from export.manifest import record_profile_model
 from firmware_py import datasets, imageio
-from firmware_py.codec import encoder_v2, huffman, jointdc, ratecontrol, statictables, tablecoding
+from firmware_py.codec import encoder_v2, huffman, jointdc, ratecontrol, runlength, statictables, tablecoding
 from firmware_py.codec.encoder import budget_bytes
 from firmware_py.codec.models import file_sha256
 from firmware_py.codec.profile_v2 import TransformProfile, get_transform_profile
@@ -48,7 +49,7 @@ SETS = {
     5: ("klt-joint-tables", "joint_tables", statictables.VERSION_5_KINDS),
 }
 DEFAULT_VERSION = 5
-INITIAL_SYMBOL = {"dc": 0, "ac": jointdc.EOB, "joint": 1}
+INITIAL_SYMBOL = {"dc": 0, "ac": jointdc.EOB, "joint": 1, "first": jointdc.LAST + 1, "rest": jointdc.LAST + 1}
 TRAIN_BPP = (0.04, 0.06, 0.08, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3)
 DEFAULT_TABLES = 4
 PSEUDO_SCALE = 64
@@ -87,14 +88,13 @@ def training_frames(paths: list[Path]) -> list[np.ndarray]:
     return frames
 
 
-def plane_histograms(counts: jointdc.JointCounts, version: int) -> dict[str, list[np.ndarray]]:
+def plane_histograms(plane: encoder_v2.QuantizedPlane, version: int) -> dict[str, list[np.ndarray]]:
     """Table kind -> the histograms a plane's ``version`` tables code."""
     if version == 4:
-        dc = counts.joint[:, 0::2].sum(axis=0) + counts.joint[:, 1::2].sum(axis=0)
-        ac = counts.ac.copy()
-        ac[jointdc.EOB] += int(counts.joint[:, 1::2].sum())
+        dc, ac, _ = runlength.symbol_counts(plane.dc_residuals, plane.levels)
         return {"dc": [dc], "ac": [ac]}
-    return {"joint": [row for row in counts.joint if row.any()], "ac": [counts.ac]}
+    counts = plane.counts
+    return {"joint": [row for row in counts.joint if row.any()], "first": [counts.first], "rest": [counts.rest]}
 
 
 def collect_counts(paths: list[Path], log, version: int = DEFAULT_VERSION) -> dict[tuple[str, str], np.ndarray]:
@@ -108,7 +108,7 @@ def collect_counts(paths: list[Path], log, version: int = DEFAULT_VERSION) -> di
             _, _, planes = fitted_planes(image, bpp, profile)
             for index, plane in enumerate(planes):
                 plane_kind = "luma" if index == 0 else "chroma"
-                for table_kind, hists in plane_histograms(plane.counts, version).items():
+                for table_kind, hists in plane_histograms(plane, version).items():
                     rows[table_kind, plane_kind] += hists
         log(f"  counted {image.shape} at {len(TRAIN_BPP)} rates")
     return {key: np.array(value, dtype=np.int64) for key, value in rows.items()}

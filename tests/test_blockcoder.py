@@ -193,7 +193,8 @@ def test_quantize_plane_counts_what_jointdc_counts(profile, lena2):
     np.testing.assert_array_equal(quantized.dc_residuals, residuals)
     counts = jointdc.symbol_counts(residuals, quantized.levels, coefficients.cols)
     np.testing.assert_array_equal(quantized.counts.joint, counts.joint)
-    np.testing.assert_array_equal(quantized.counts.ac, counts.ac)
+    np.testing.assert_array_equal(quantized.counts.first, counts.first)
+    np.testing.assert_array_equal(quantized.counts.rest, counts.rest)
     assert quantized.counts.extra_bits == counts.extra_bits
     assert quantized.payload_bits == jointdc.payload_bits(counts, quantized.tables)
     levels = deadzone.quantize(transform.analyse(blocking.plane_to_blocks(plane), profile.basis), np.full(64, 80.0), 0.3)

@@ -206,7 +206,9 @@ def table_spans(stream: bytes) -> list[tuple[int, int]]:
 
 
 def plane_refs(plane) -> tuple[int, ...]:
-    return (*plane.refs.joint, plane.refs.ac) if hasattr(plane.refs, "joint") else (plane.refs.dc, plane.refs.ac)
+    if hasattr(plane.refs, "joint"):
+        return (*plane.refs.joint, plane.refs.first, plane.refs.rest)
+    return (plane.refs.dc, plane.refs.ac)
 
 
 @pytest.mark.parametrize("version", TABLE_REFERENCE_VERSIONS)

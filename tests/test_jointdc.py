@@ -1,6 +1,6 @@
 """Format version 5's block coding (jointdc.py): the numba kernels against their plain
 Python references, the counts the encoder derives from the quantizer, the neighbour
-contexts, rejection of damaged payloads, and that version 3 and 4 twins of the same
+contexts, the last flag and the first-symbol table, rejection of damaged payloads, and that version 3 and 4 twins of the same
 frames still decode to the same images."""
 
 from __future__ import annotations
@@ -58,16 +58,38 @@ def test_pack_and_unpack_match_their_references_and_invert_each_other(seed, n, d
         np.testing.assert_array_equal(decoded, levels)
 
 
-def test_counts_from_the_quantizer_are_the_counts_of_the_levels():
-    dc, levels, _, _ = coded(7, 48, 0.1)
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), density=st.sampled_from([0.02, 0.1, 0.5]))
+def test_counts_from_the_quantizer_are_the_counts_of_the_reference_symbols(seed, density):
+    dc, levels = sparse_levels(np.random.default_rng(seed), 48, density)
     _, ac_hist, ac_extra = runlength.symbol_counts(np.zeros_like(dc), levels)
-    derived = jointdc.plane_counts(dc, jointdc.last_nonzero_indices(levels), 8, ac_hist, ac_extra)
-    direct = jointdc.symbol_counts(dc, levels, 8)
-    np.testing.assert_array_equal(derived.joint, direct.joint)
-    np.testing.assert_array_equal(derived.ac, direct.ac)
+    derived = jointdc.plane_counts(dc, levels, jointdc.last_nonzero_indices(levels), 8, ac_hist, ac_extra)
+    first = np.zeros(jointdc.LAST_ALPHABET, dtype=np.int64)
+    rest = np.zeros(jointdc.LAST_ALPHABET, dtype=np.int64)
+    for row in levels:
+        for i, (symbol, _, _) in enumerate(jointdc.block_ac_symbols_reference(row)):
+            (first if i == 0 else rest)[symbol] += 1
+    np.testing.assert_array_equal(derived.first, first)
+    np.testing.assert_array_equal(derived.rest, rest)
     empty = int((~levels[:, 1:].any(axis=1)).sum())
-    assert derived.joint[:, 1::2].sum() == empty and derived.ac[runlength.EOB] == ac_hist[runlength.EOB] - empty
+    assert derived.joint[:, 1::2].sum() == empty and first.sum() == len(levels) - empty
+    assert not first[runlength.ZRL + jointdc.LAST] and not rest[runlength.EOB]
     assert derived.extra_bits == runlength.symbol_counts(dc, levels)[2]
+
+
+def test_a_block_sends_its_first_symbol_from_its_own_table_and_flags_its_last_level():
+    """Levels at 1 (lone), 2 and 5, and 20 (after a ZRL) and 63: no EOB anywhere."""
+    levels = np.zeros((3, 64), dtype=np.int16)
+    levels[0, 1] = 1
+    levels[1, [2, 5]] = [1, -3]
+    levels[2, [20, 63]] = [2, 1]
+    symbols = [[s for s, _, _ in jointdc.block_ac_symbols_reference(row)] for row in levels]
+    last = jointdc.LAST
+    zrl = runlength.ZRL
+    assert symbols == [[last + 0x01], [0x11, last + 0x22], [zrl, 0x32, zrl, zrl, last + 0xA1]]
+    counts = jointdc.symbol_counts(np.zeros(3, dtype=np.int64), levels, 3)
+    assert np.flatnonzero(counts.first).tolist() == [0x11, zrl, last + 0x01]
+    assert counts.rest[[0x32, zrl, last + 0x22, last + 0xA1]].tolist() == [1, 2, 1, 1] and counts.rest.sum() == 5
 
 
 def test_a_block_takes_the_context_of_its_left_and_upper_neighbours():
@@ -93,30 +115,46 @@ def test_pack_refuses_levels_that_do_not_match_their_counts_or_last_indices():
     with pytest.raises(ValueError):
         jointdc.pack(dc, levels, 7, tables)
     with pytest.raises(ValueError):
-        jointdc.plane_counts(dc, last[:-1], 8, counts.ac, 0)
+        jointdc.plane_counts(dc, levels, last[:-1], 8, counts.first[:256], 0)
+    with pytest.raises(ValueError, match="last non-zero"):
+        jointdc.plane_counts(dc, levels, wrong, 8, runlength.symbol_counts(dc, levels)[1], 0)
 
 
-def single_code_tables() -> jointdc.JointTables:
-    """Context 0 codes only the joint symbol 0 (size 0, *not* empty) and AC only EOB."""
-    return jointdc.JointTables(
-        (HuffmanTable(0, np.array([1], np.uint8)),) * 3, HuffmanTable(0, np.array([1], np.uint8))
-    )
+def single_code_tables(ac_symbol: int) -> jointdc.JointTables:
+    """Context 0 codes only the joint symbol 0 (size 0, *not* empty), each AC table only ``ac_symbol``."""
+    one = HuffmanTable(ac_symbol, np.array([1], np.uint8))
+    return jointdc.JointTables((HuffmanTable(0, np.array([1], np.uint8)),) * 3, one, one)
 
 
-def test_a_block_flagged_with_ac_levels_but_without_any_is_corrupt():
-    # One block: joint code "0" (size 0, not empty), then AC code "0" (EOB) at once.
-    with pytest.raises(CorruptStreamError, match="no non-zero AC level"):
-        jointdc.unpack(b"\x00", 1, 1, single_code_tables())
-    with pytest.raises(CorruptStreamError, match="no non-zero AC level"):
-        jointdc.unpack_reference(b"\x00", 1, 1, single_code_tables())
+@pytest.mark.parametrize(
+    ("ac_symbol", "payload", "message"),
+    [
+        # Joint code "0" (not empty), then 0x01 codes "0" + extra bit: 63 levels, none last.
+        (0x01, b"\x00" * 16, "ends without a last-flagged level"),
+        # ZRL codes "0": the fourth ZRL runs past coefficient 63.
+        (0xF0, b"\x00", "runs past the end of the block"),
+        # Run 15, size 1 codes "0" + extra bit: levels at 16, 32 and 48, then past 63.
+        (0xF1, b"\x00", "runs past the end of the block"),
+    ],
+)
+def test_a_block_flagged_with_ac_levels_must_end_on_a_last_level_inside_the_block(ac_symbol, payload, message):
+    for unpack in (jointdc.unpack, jointdc.unpack_reference):
+        with pytest.raises(CorruptStreamError, match=message):
+            unpack(payload, 1, 1, single_code_tables(ac_symbol))
+
+
+EMPTY = HuffmanTable.empty()
 
 
 @pytest.mark.parametrize(
     ("tables", "message"),
     [
-        (jointdc.JointTables((HuffmanTable(30, np.ones(3, np.uint8)),) * 3, HuffmanTable.empty()), "outside 0..31"),
-        (jointdc.JointTables((HuffmanTable.empty(),) * 2, HuffmanTable.empty()), "3 joint DC tables"),
-        (jointdc.JointTables((HuffmanTable.empty(),) * 3, HuffmanTable.empty()), "empty joint DC table"),
+        (jointdc.JointTables((HuffmanTable(30, np.ones(3, np.uint8)),) * 3, EMPTY, EMPTY), "outside 0..31"),
+        (jointdc.JointTables((EMPTY,) * 2, EMPTY, EMPTY), "3 joint DC tables"),
+        (jointdc.JointTables((EMPTY,) * 3, EMPTY, EMPTY), "empty joint DC table"),
+        (jointdc.JointTables((EMPTY,) * 3, EMPTY, HuffmanTable(511, np.ones(2, np.uint8))), "outside 0..511"),
+        (jointdc.JointTables((EMPTY,) * 3, HuffmanTable(0, np.ones(2, np.uint8)), EMPTY), "zero-size symbol"),
+        (jointdc.JointTables((EMPTY,) * 3, EMPTY, HuffmanTable(0x1F0, np.ones(2, np.uint8))), "last-flagged ZRL"),
     ],
 )
 def test_tables_the_block_syntax_cannot_have_are_corrupt(tables, message):

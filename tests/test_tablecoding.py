@@ -39,7 +39,7 @@ def histogram(kind: str, draw_counts: list[int]) -> np.ndarray:
 
 
 @settings(max_examples=300, deadline=None)
-@given(kind=st.sampled_from(["dc", "ac"]), data=st.data())
+@given(kind=st.sampled_from(["dc", "ac", "first"]), data=st.data())
 def test_compact_coding_round_trips_every_optimal_table(kind, data):
     counts = data.draw(st.lists(st.integers(0, 5000), max_size=len(tc.SLOTS[kind])), label="counts")
     table = tc.table_from_lengths(huffman.code_lengths(histogram(kind, counts)))
@@ -54,6 +54,20 @@ def test_worked_example_of_the_format_document():
     table = worked_example_table()
     assert tc.serialize_compact(table, "ac") == WORKED_EXAMPLE
     assert len(table.serialize()) == 13  # the version 1 coding of the same table
+
+
+def test_version_5_ac_worked_example_of_the_format_document():
+    """ZRL and 0x01: 2 bits, 0x101 (0x01 with the last flag): 1 bit; slots ZRL 0, 0x01 1,
+    0x101 2, so n = 3 in 9 bits."""
+    lengths = np.zeros(tc.ALPHABETS["first"], dtype=np.uint8)
+    lengths[[0xF0, 0x01, 0x101]] = [2, 2, 1]
+    table = tc.table_from_lengths(lengths)
+    for kind in ("first", "rest"):
+        assert tc.serialize_compact(table, kind) == bytes.fromhex("01897c")
+        parsed, _ = tc.parse_compact(bytes.fromhex("01897c"), 0, kind)
+        np.testing.assert_array_equal(tc.full_lengths(parsed, kind), lengths)
+    with pytest.raises(CorruptStreamError, match="codes 482 slots"):
+        tc.parse_compact(bytes([0xF1, 0x00, 0x00]), 0, "first")
 
 
 def test_empty_table_is_one_zero_byte():
@@ -143,42 +157,46 @@ def test_rate_control_sizes_version_5_streams_exactly(lena2, kodim23, size, qual
 def test_encoder_references_static_tables_of_small_frames(lena2):
     stream = encoder_v2.encode(crop(lena2, 40, 56), quality=1.0, profile="klt")
     refs = parse_v2(stream).planes[0].refs
-    assert all(ref > 0 for ref in refs.joint) and refs.ac > 0
+    assert all(ref > 0 for ref in refs.joint) and refs.first > 0 and refs.rest > 0
 
 
-def test_joint_refs_are_two_bytes_of_nibbles_in_stream_order():
-    refs = tc.JointRefs((1, 2, 3), 4)
-    assert refs.to_bytes() == bytes([0x12, 0x34]) and tc.JointRefs.from_bytes(b"\x12\x34") == refs
-    assert [kind for kind, _ in refs.kinds] == ["joint", "joint", "joint", "ac"]
+def test_joint_refs_are_three_bytes_of_nibbles_in_stream_order():
+    refs = tc.JointRefs((1, 2, 3), 4, 5)
+    assert refs.to_bytes() == bytes([0x12, 0x34, 0x50]) and tc.JointRefs.from_bytes(b"\x12\x34\x50") == refs
+    assert [kind for kind, _ in refs.kinds] == ["joint", "joint", "joint", "first", "rest"]
     with pytest.raises(ValueError):
-        tc.JointRefs((1, 2), 4)
+        tc.JointRefs((1, 2), 4, 5)
+    with pytest.raises(CorruptStreamError, match="spare nibble"):
+        tc.JointRefs.from_bytes(b"\x12\x34\x51")
 
 
 def test_an_unused_context_costs_one_byte_explicit_and_nothing_static():
     """DC-only blocks with no neighbour context: contexts 1 and 2 never occur."""
     joint = np.zeros((3, tc.ALPHABETS["joint"]), dtype=np.int64)
     joint[0, [1, 3]] = [50, 7]
-    counts = JointCounts(joint, np.zeros(tc.ALPHABETS["ac"], dtype=np.int64), 7)
-    explicit = JointTables(
-        tuple(tc.table_from_lengths(huffman.code_lengths(row)) for row in joint), huffman.HuffmanTable.empty()
-    )
+    no_ac = np.zeros(tc.ALPHABETS["first"], dtype=np.int64)
+    counts = JointCounts(joint, no_ac, no_ac, 7)
+    empty = huffman.HuffmanTable.empty()
+    explicit = JointTables(tuple(tc.table_from_lengths(huffman.code_lengths(row)) for row in joint), empty, empty)
     refs, tables = tc.choose_joint_tables(counts, tc.NO_STATIC)
     assert refs == tc.EXPLICIT_JOINT_REFS
-    assert tc.joint_tables_size(refs, tables) == 2 + tc.compact_size(explicit.joint[0], "joint") + 3
+    # 3 reference bytes, context 0's table, 2 empty joint DC tables and 2 empty AC tables
+    # (9-bit slot counts: 2 bytes each).
+    assert tc.joint_tables_size(refs, tables) == 3 + tc.compact_size(explicit.joint[0], "joint") + 2 + 4
     static = tc.PlaneStatic(tc.NO_STATIC.dc, tc.NO_STATIC.ac, np.full((1, tc.ALPHABETS["joint"]), 5, dtype=np.int64))
     refs, tables = tc.choose_joint_tables(counts, static)
-    assert refs == tc.JointRefs((tc.EXPLICIT, 1, 1), tc.EXPLICIT)  # the set has no AC table
-    assert tc.joint_tables_size(refs, tables) == 2 + tc.compact_size(explicit.joint[0], "joint") + 1
+    assert refs == tc.JointRefs((tc.EXPLICIT, 1, 1), tc.EXPLICIT, tc.EXPLICIT)  # the set has no AC table
+    assert tc.joint_tables_size(refs, tables) == 3 + tc.compact_size(explicit.joint[0], "joint") + 4
 
 
 def test_reference_past_the_static_set_is_corrupt(lena2):
     stream = encoder_v2.encode(crop(lena2, 40, 56), quality=1.0, profile="klt")
     static = get_transform_profile("klt").joint_tables
-    offset = container_v2.overhead_size(parse_v2(stream).header) - 4 + 1  # the AC nibble is the last
-    count = len(static.luma.ac)
+    offset = container_v2.overhead_size(parse_v2(stream).header) - 4 + 1  # the first AC table's nibble
+    count = len(static.luma.first)
     damaged = bytearray(stream)
     damaged[offset] = (damaged[offset] & 0xF0) | (count + 1)
-    with pytest.raises(CorruptStreamError, match=f"static AC table {count}, the profile has {count}"):
+    with pytest.raises(CorruptStreamError, match=f"static FIRST table {count}, the profile has {count}"):
         parse_v2(reseal(bytes(damaged)))
 
 
@@ -225,15 +243,23 @@ def test_a_bad_set_is_a_model_error(tmp_path, change, message):
 def test_a_valid_version_5_set_loads_and_checks_its_joint_tables(tmp_path):
     arrays = valid_arrays()
     joint = np.full((2, tc.ALPHABETS["joint"]), 5, dtype=np.uint8)
-    arrays.update(joint_luma=joint, joint_chroma=joint[:1])
+    ac = np.zeros((1, tc.ALPHABETS["first"]), dtype=np.uint8)
+    ac[0, tc.LAST_SLOTS] = 9
+    arrays.update(
+        joint_luma=joint, joint_chroma=joint[:1], first_luma=ac, first_chroma=ac, rest_luma=ac, rest_chroma=ac
+    )
     write_set(tmp_path, **arrays)
     tables = load_static_tables("t", tmp_path, VERSION_5_KINDS)
     assert len(tables.luma.joint) == 2 and len(tables.chroma.joint) == 1 and len(tables.luma.dc) == 0
-    arrays.update(joint_luma=joint[:, :16])
-    (tmp_path / "bad").mkdir()
-    write_set(tmp_path / "bad", **arrays)
-    with pytest.raises(ModelError, match="32 code lengths"):
-        load_static_tables("t", tmp_path / "bad", VERSION_5_KINDS)
+    assert len(tables.luma.first) == 1 and len(tables.chroma.rest) == 1
+    for name, bad, message in (
+        ("short", {"joint_luma": joint[:, :16]}, "32 code lengths"),
+        ("flagged-zrl", {"rest_chroma": np.where(np.arange(512) == 256 + 0xF0, 9, ac)}, "last-flagged ZRL"),
+    ):
+        (tmp_path / name).mkdir()
+        write_set(tmp_path / name, **{**arrays, **bad})
+        with pytest.raises(ModelError, match=message):
+            load_static_tables("t", tmp_path / name, VERSION_5_KINDS)
 
 
 def test_a_modified_set_file_is_refused(tmp_path):
@@ -244,7 +270,9 @@ def test_a_modified_set_file_is_refused(tmp_path):
 
 
 @settings(max_examples=200, deadline=None)
-@given(seed=st.integers(0, 100_000), kind=st.sampled_from(["joint", "ac"]), scale=st.sampled_from([1, 10, 1000]))
+@given(
+    seed=st.integers(0, 100_000), kind=st.sampled_from(["joint", "first", "rest"]), scale=st.sampled_from([1, 10, 1000])
+)
 def test_cheapest_table_is_the_choice_among_the_optimal_and_static_tables(seed, kind, scale):
     """Skipping the optimal table when a static one surely wins never changes the choice."""
     rng = np.random.default_rng(seed)

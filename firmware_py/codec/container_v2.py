@@ -5,8 +5,9 @@ streams) and a coded-scale byte after the dead-zone offset: its planes code the 
 1/scale of the header's size (docs/FORMAT.md, "Format version 3"). Version 4 is version 3
 with each plane's tables given by a reference byte: a static table of the profile's set
 or an explicit table in a compact coding (tablecoding.py; "Format version 4").
-Version 5 is version 4 with blocks coded by joint DC symbols (jointdc.py): each plane
-gives three joint DC tables and an AC table by two reference bytes ("Format version 5").
+Version 5 is version 4 with blocks coded by joint DC symbols and last-flagged AC symbols
+(jointdc.py): each plane gives three joint DC tables and two AC tables by three
+reference bytes ("Format version 5").
 
 Parsing validates every field (CRC first, via the shared header parser) before anything
 downstream allocates or decodes.
@@ -146,7 +147,7 @@ def _explicit_compact(plane: PlaneSegmentV2) -> list[bytes]:
 
 def _explicit_joint_compact(plane: PlaneSegmentV2) -> list[bytes]:
     """The compact codings of a version 5 plane's explicit tables, in reference order."""
-    tables = (*plane.tables.joint, plane.tables.ac)
+    tables = (*plane.tables.joint, plane.tables.first, plane.tables.rest)
     return [serialize_compact(table, kind) for (kind, ref), table in zip(plane.refs.kinds, tables) if ref == EXPLICIT]
 
 
@@ -172,12 +173,12 @@ def _read_tables_v4(
 def _read_tables_v5(
     view: memoryview, offset: int, static: StaticTables | None, index: int
 ) -> tuple[JointTables, JointRefs, int]:
-    """A version 5 plane's two reference bytes and the explicit tables they announce."""
+    """A version 5 plane's three reference bytes and the explicit tables they announce."""
     if offset + JOINT_REFS_BYTES > len(view):
         raise CorruptStreamError(f"stream ends before the table references of plane {index}")
     refs = JointRefs.from_bytes(bytes(view[offset : offset + JOINT_REFS_BYTES]))
     tables, offset = _referenced_tables(view, offset + JOINT_REFS_BYTES, static, index, refs.kinds)
-    return JointTables(tuple(tables[:-1]), tables[-1]), refs, offset
+    return JointTables(tuple(tables[:-2]), tables[-2], tables[-1]), refs, offset
 
 
 def _referenced_tables(

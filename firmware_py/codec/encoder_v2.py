@@ -4,8 +4,8 @@ Below the profile's budget threshold the frame is first 2x2-averaged to half
 resolution (resample.py). Per plane: 8x8 blocks -> learned orthonormal transform (one
 64x64 product) -> dead-zone quantization (chroma with a finer step,
 color.CHROMA_STEP_RATIO) -> MED prediction of the DC level -> joint DC symbols (DC size
-and "no AC level", one table per neighbour context) and (zero-run, size) Huffman
-symbols (jointdc.py) with per-plane optimal tables, each sent in a compact coding or
+and "no AC level", one table per neighbour context) and (zero-run, size, last) Huffman
+symbols, a block's first from its own table (jointdc.py) with per-plane optimal tables, each sent in a compact coding or
 replaced by the profile's static table that codes the plane in fewer bits
 (tablecoding.py). With the default (numba) backend, the transform, quantization and AC
 symbol counts are one kernel pass (blockcoder), which computes only coefficients that
@@ -111,7 +111,7 @@ def quantize_plane(
     quantized = plane.quantize(step, rounding)
     dc_residuals = prediction.dc_residuals(quantized.dc_levels, plane.rows, plane.cols)
     counts = jointdc.plane_counts(
-        dc_residuals, quantized.last_nonzero, plane.cols, quantized.ac_hist, quantized.ac_extra_bits
+        dc_residuals, quantized.levels, quantized.last_nonzero, plane.cols, quantized.ac_hist, quantized.ac_extra_bits
     )
     refs, tables = tablecoding.choose_joint_tables(counts, static)
     bits = jointdc.payload_bits(counts, tables)

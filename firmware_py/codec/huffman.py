@@ -156,7 +156,8 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
     if used.size == 1:
         lengths[used[0]] = 1
         return lengths
-    raw = _unlimited_lengths(counts[used])
+    raw = np.empty(used.size, dtype=np.int64)
+    _leaf_depths_kernel(counts[used], raw)
     per_length = np.bincount(raw, minlength=max(raw.max(), MAX_CODE_LENGTH) + 1)
     per_length = _limit_lengths(per_length)
     # Most frequent symbols take the shortest codes (ties: lower symbol first).
@@ -166,8 +167,40 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
     return lengths
 
 
+@numba.njit(cache=True)
+def _leaf_depths_kernel(freqs, depths):
+    """:func:`_unlimited_lengths` into ``depths`` without a heap (the encoder builds up to
+    five tables per plane and rate control pass): leaves sorted by (count, index) and the
+    merged nodes, which are made in non-decreasing count order, are two queues whose
+    heads are the heap's two smallest, so the tree and its ties are the same."""
+    n = freqs.shape[0]
+    order = np.argsort(freqs, kind="mergesort")  # stable: equal counts keep the lower leaf first
+    weight = np.empty(2 * n - 1, dtype=np.int64)
+    parent = np.zeros(2 * n - 1, dtype=np.int64)
+    weight[:n] = freqs
+    leaf, merged = 0, n
+    for node in range(n, 2 * n - 1):
+        total = 0
+        for _ in range(2):
+            # A leaf before a merged node of the same count: its index is lower.
+            if leaf < n and (merged == node or weight[order[leaf]] <= weight[merged]):
+                child = order[leaf]
+                leaf += 1
+            else:
+                child = merged
+                merged += 1
+            parent[child] = node
+            total += weight[child]
+        weight[node] = total
+    depth = np.zeros(2 * n - 1, dtype=np.int64)
+    for child in range(2 * n - 3, -1, -1):
+        depth[child] = depth[parent[child]] + 1
+    depths[:] = depth[:n]
+
+
 def _unlimited_lengths(freqs: np.ndarray) -> np.ndarray:
-    """Depth of every leaf of a Huffman tree (ties: lower leaf or older node first)."""
+    """Depth of every leaf of a Huffman tree (ties: lower leaf or older node first); the
+    reference of :func:`_leaf_depths_kernel`."""
     n = len(freqs)
     heap = list(zip(freqs.tolist(), range(n)))
     heapq.heapify(heap)

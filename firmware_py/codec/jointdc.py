@@ -1,4 +1,5 @@
-"""Joint DC symbols chosen by neighbour context: the block coding of format version 5.
+"""Joint DC symbols chosen by neighbour context and AC symbols with a "last" flag: the
+block coding of format version 5.
 
 Why: at quick-preview rates most blocks have no non-zero AC level. Version 4 (runlength.py)
 codes such a block as a DC size-category symbol and then an EOB from the AC table: at
@@ -6,18 +7,24 @@ least 2 bits, and Huffman cannot code the very likely EOB in less than 1 bit. Ve
 joins the two: each block starts with one *joint DC* symbol ``2 * size + empty``
 (``size`` the DC residual's size category, ``empty`` 1 when the block has no non-zero AC
 level), then the residual's ``size`` extra bits, then, only when ``empty`` is 0, its AC
-symbols exactly as runlength.py codes them (run/size symbols, ZRL, and EOB unless the
-last level is non-zero).
+symbols.
+
+A block with AC levels sends no EOB either: each AC symbol is ``run * 16 + size`` as in
+runlength.py, plus LAST (256) when it codes the block's last non-zero level (the
+H.263 / MPEG-4 "3-D VLC" idea: the flag rides on a symbol that is sent anyway, where an
+EOB costs a code of its own); ZRL is never last. The first AC symbol of a block has its
+own table: its run is the position of the first level, which a later symbol's is not
+(and a lone level is both first and last), so the two distributions differ.
 
 Blocks with AC levels cluster (edges, texture), so the joint symbol of block b is coded
 with the table of its *context*: 0, 1 or 2, how many of its left and upper neighbours
 (same plane, raster order; outside the plane counts as empty) are not empty. The decoder
-knows both when it reaches b. A plane thus has 3 joint DC tables and 1 AC table.
+knows both when it reaches b. A plane thus has 3 joint DC tables and 2 AC tables.
 
 The kernels follow runlength.py's rules: the wrappers check shapes, the count and pack
 kernels check every value they code, and the unpack kernel bounds every read by the
-payload length and reports defects as status codes. A block flagged as not empty but
-without a non-zero AC level cannot be written, so reading one is a defect.
+payload length and reports defects as status codes. A block flagged as not empty ends
+with a last-flagged level: reading one whose levels run out first is a defect.
 """
 
 from __future__ import annotations
@@ -52,7 +59,6 @@ from .runlength import (
     MAX_SIZE,
     UNPACK_RUN_PAST_BLOCK,
     ZRL,
-    PlaneTables,
     _check_levels,
     _decoder_arrays,
     _encoder_arrays,
@@ -60,7 +66,6 @@ from .runlength import (
     _extra_bits,
     _last_nonzero_kernel,
     block_symbols_reference,
-    check_tables as check_plane_tables,
     code_bits,
     size_category,
     symbol_counts as plane_symbol_counts,
@@ -68,17 +73,24 @@ from .runlength import (
 
 JOINT_ALPHABET = 2 * DC_ALPHABET
 CONTEXTS = 3  # none, one or both of the left and upper neighbours have AC levels
+LAST = AC_ALPHABET  # added to the AC symbol of a block's last non-zero level
+LAST_ALPHABET = 2 * AC_ALPHABET
+# The AC symbols the block syntax can have: ZRL, and run/size symbols with or without LAST.
+_RUN_SIZE = [run * 16 + size for run in range(MAX_RUN + 1) for size in range(1, MAX_SIZE + 1)]
+AC_SYMBOLS = np.array([ZRL] + _RUN_SIZE + [LAST + symbol for symbol in _RUN_SIZE], dtype=np.int64)
 
-UNPACK_EMPTY_BLOCK = UNPACK_RUN_PAST_BLOCK + 1
-_MESSAGES = {**_UNPACK_MESSAGES, UNPACK_EMPTY_BLOCK: "a block flagged with AC levels has no non-zero AC level"}
+UNPACK_NO_LAST = UNPACK_RUN_PAST_BLOCK + 1
+_MESSAGES = {**_UNPACK_MESSAGES, UNPACK_NO_LAST: "a block with AC levels ends without a last-flagged level"}
 
 
 @dataclass(frozen=True)
 class JointTables:
-    """The Huffman tables of a version 5 plane: the joint DC table of each context, and AC."""
+    """The Huffman tables of a version 5 plane: the joint DC table of each context, the
+    table of each block's first AC symbol and that of its other AC symbols."""
 
     joint: tuple[HuffmanTable, ...]  # CONTEXTS tables
-    ac: HuffmanTable
+    first: HuffmanTable
+    rest: HuffmanTable
 
 
 @dataclass(frozen=True)
@@ -86,7 +98,8 @@ class JointCounts:
     """What a version 5 plane's tables are built from and its payload is sized by."""
 
     joint: np.ndarray  # (CONTEXTS, JOINT_ALPHABET) int64: joint DC symbols per context
-    ac: np.ndarray  # (AC_ALPHABET,) int64: AC symbols of the blocks that are not empty
+    first: np.ndarray  # (LAST_ALPHABET,) int64: the first AC symbol of each block that is not empty
+    rest: np.ndarray  # (LAST_ALPHABET,) int64: their other AC symbols
     extra_bits: int  # DC and AC extra bits
 
 
@@ -122,11 +135,63 @@ def _count_kernel(dc_residuals, last_nonzero, contexts, joint_hist):
     return extra
 
 
+_SPLIT_BAD_LAST = 1
+_SPLIT_BAD_HISTOGRAM = 2
+_SPLIT_MESSAGES = {
+    _SPLIT_BAD_LAST: "a last non-zero index is not on the block's last non-zero level, or a level is too big",
+    _SPLIT_BAD_HISTOGRAM: "the AC histogram does not count the levels' symbols",
+}
+
+
+@numba.njit(cache=True)
+def _split_ac_kernel(levels, last_nonzero, ac_hist, hists):
+    """The version 5 AC counts, ``hists[0]`` of the first symbols and ``hists[1]`` of the
+    others (zeros on entry), from runlength's AC histogram ``ac_hist`` of the levels:
+    its EOBs dropped, each non-empty block's last symbol plus LAST, and its first symbol
+    moved to ``hists[0]``. Only the levels around a block's first and last non-zero ones
+    are read. 0, or _SPLIT_BAD_LAST (a last index outside the block or not on a non-zero
+    level, a level too big) or _SPLIT_BAD_HISTOGRAM (a count goes negative)."""
+    first_hist, rest_hist = hists[0], hists[1]
+    for symbol in range(ac_hist.shape[0]):
+        if symbol != EOB:
+            rest_hist[symbol] = ac_hist[symbol]
+    k = levels.shape[1]
+    for b in range(levels.shape[0]):
+        last = last_nonzero[b]
+        if last == 0:
+            continue
+        if not 0 < last < k or levels[b, last] == 0:
+            return _SPLIT_BAD_LAST
+        size = size_category(levels[b, last])
+        if size > MAX_SIZE:
+            return _SPLIT_BAD_LAST
+        previous = last - 1
+        while previous > 0 and levels[b, previous] == 0:
+            previous -= 1
+        symbol = ((last - previous - 1) % (MAX_RUN + 1)) * 16 + size
+        rest_hist[symbol] -= 1
+        rest_hist[LAST + symbol] += 1
+        start = 1
+        while levels[b, start] == 0:
+            start += 1
+        if start - 1 > MAX_RUN:
+            symbol = ZRL
+        else:
+            symbol = (start - 1) * 16 + size_category(levels[b, start]) + (LAST if start == last else 0)
+        rest_hist[symbol] -= 1
+        first_hist[symbol] += 1
+    for symbol in range(rest_hist.shape[0]):
+        if rest_hist[symbol] < 0:
+            return _SPLIT_BAD_HISTOGRAM
+    return 0
+
+
 @numba.njit(cache=True)
 def _pack_kernel(dc_residuals, levels, last_nonzero, contexts, joint_codes, joint_lengths, ac_codes, ac_lengths, out):
     """Write the blocks into ``out``, which ends MAX_BLOCK_BYTES past the expected payload;
-    the bytes written, or -1 (a value too big to code, a last non-zero index outside the
-    block or not on a non-zero level, or more bits than expected)."""
+    ``ac_codes`` and ``ac_lengths`` hold the first-symbol table in row 0 and the other
+    in row 1. The bytes written, or -1 (a value too big to code, a last non-zero index
+    outside the block or not on a non-zero level, or more bits than expected)."""
     pos, acc, held = 0, 0, 0
     k = levels.shape[1]
     for b in range(levels.shape[0]):
@@ -143,8 +208,7 @@ def _pack_kernel(dc_residuals, levels, last_nonzero, contexts, joint_codes, join
         symbol = 2 * size + (1 if last == 0 else 0)
         code = (joint_codes[context, symbol] << size) | _extra_bits(r, size)
         pos, acc, held = put_bits(out, pos, acc, held, code, joint_lengths[context, symbol] + size)
-        if last == 0:
-            continue
+        table = 0
         run = 0
         for j in range(1, last + 1):
             v = levels[b, j]
@@ -152,17 +216,17 @@ def _pack_kernel(dc_residuals, levels, last_nonzero, contexts, joint_codes, join
                 run += 1
                 continue
             while run > MAX_RUN:
-                pos, acc, held = put_bits(out, pos, acc, held, ac_codes[ZRL], ac_lengths[ZRL])
+                pos, acc, held = put_bits(out, pos, acc, held, ac_codes[table, ZRL], ac_lengths[table, ZRL])
+                table = 1
                 run -= MAX_RUN + 1
             size = size_category(v)
             if size > MAX_SIZE:
                 return -1
-            symbol = run * 16 + size
-            code = (ac_codes[symbol] << size) | _extra_bits(v, size)
-            pos, acc, held = put_bits(out, pos, acc, held, code, ac_lengths[symbol] + size)
+            symbol = run * 16 + size + (LAST if j == last else 0)
+            code = (ac_codes[table, symbol] << size) | _extra_bits(v, size)
+            pos, acc, held = put_bits(out, pos, acc, held, code, ac_lengths[table, symbol] + size)
+            table = 1
             run = 0
-        if last < k - 1:
-            pos, acc, held = put_bits(out, pos, acc, held, ac_codes[EOB], ac_lengths[EOB])
     return flush_bits(out, pos, acc, held)
 
 
@@ -170,7 +234,8 @@ def _pack_kernel(dc_residuals, levels, last_nonzero, contexts, joint_codes, join
 def _unpack_kernel(
     data, cols, joint_counts, joint_first, joint_symbols, ac_counts, ac_first, ac_symbols, dc_residuals, levels, flags
 ):
-    """Decode every block; ``flags[b]`` is set to 1 for a block with AC levels. (status, bit position)."""
+    """Decode every block; ``flags[b]`` is set to 1 for a block with AC levels; the AC
+    arrays hold the first-symbol table in row 0, the other in row 1. (status, bit position)."""
     nbits = data.shape[0] * 8
     k = levels.shape[1]
     pos = 0
@@ -197,18 +262,17 @@ def _unpack_kernel(
         if symbol & 1:
             continue
         flags[b] = 1
-        levelled = False
+        ended = False
+        table = 0
         j = 1
         while j < k:
-            symbol, pos, status = decode_symbol(data, pos, nbits, ac_counts, ac_first, ac_symbols)
+            symbol, pos, status = decode_symbol(data, pos, nbits, ac_counts[table], ac_first[table], ac_symbols[table])
             if status != STATUS_OK:
                 return status, pos
-            if symbol == EOB:
-                break
-            run = symbol >> 4
+            table = 1
+            # check_tables admits only ZRL and symbols of size 1..MAX_SIZE.
+            run = MAX_RUN + 1 if symbol == ZRL else (symbol >> 4) & 15
             size = symbol & 15
-            if symbol == ZRL:
-                run = MAX_RUN + 1
             if j + run >= k:
                 return UNPACK_RUN_PAST_BLOCK, pos
             j += run
@@ -218,9 +282,11 @@ def _unpack_kernel(
                 levels[b, j] = _extend(read_bits(data, pos, size), size)
                 pos += size
                 j += 1
-                levelled = True
-        if not levelled:
-            return UNPACK_EMPTY_BLOCK, pos
+                if symbol >= LAST:
+                    ended = True
+                    break
+        if not ended:
+            return UNPACK_NO_LAST, pos
     return STATUS_OK, pos
 
 
@@ -251,14 +317,20 @@ def last_nonzero_indices(levels: np.ndarray) -> np.ndarray:
 
 
 def plane_counts(
-    dc_residuals: np.ndarray, last_nonzero: np.ndarray, cols: int, ac_hist: np.ndarray, ac_extra_bits: int
+    dc_residuals: np.ndarray,
+    levels: np.ndarray,
+    last_nonzero: np.ndarray,
+    cols: int,
+    ac_hist: np.ndarray,
+    ac_extra_bits: int,
 ) -> JointCounts:
     """The version 5 counts of a plane from what the quantizer gives (blockcoder.PlaneLevels):
-    the joint DC symbols are counted here, and the EOBs of empty blocks, which version 5
-    does not send, leave the AC histogram."""
-    dc_residuals = np.ascontiguousarray(dc_residuals, dtype=np.int64)
-    if dc_residuals.ndim != 1 or np.shape(ac_hist) != (AC_ALPHABET,):
-        raise ValueError(f"expected (n,) DC residuals and an ({AC_ALPHABET},) AC histogram")
+    the joint DC symbols are counted here; runlength's AC histogram loses its EOBs, which
+    version 5 does not send, and the first and last symbols of the blocks are read from
+    the levels to split it into the first-symbol and the other counts."""
+    dc_residuals, levels = _check_levels(dc_residuals, levels)
+    if np.shape(ac_hist) != (AC_ALPHABET,):
+        raise ValueError(f"expected an ({AC_ALPHABET},) AC histogram")
     n = dc_residuals.shape[0]
     _check_grid(n, cols)
     last_nonzero = _check_last_nonzero(last_nonzero, n)
@@ -266,29 +338,29 @@ def plane_counts(
     dc_extra = _count_kernel(dc_residuals, last_nonzero, block_contexts(last_nonzero, cols), joint_hist)
     if dc_extra < 0:
         raise ValueError(_TOO_BIG)
-    ac = np.array(ac_hist, dtype=np.int64)
-    ac[EOB] -= int(joint_hist[:, 1::2].sum())
-    if ac[EOB] < 0:
-        raise ValueError("the AC histogram lacks the EOBs of the blocks without AC levels")
-    return JointCounts(joint_hist, ac, int(dc_extra) + int(ac_extra_bits))
+    hists = np.zeros((2, LAST_ALPHABET), dtype=np.int64)
+    status = _split_ac_kernel(levels, last_nonzero, np.ascontiguousarray(ac_hist, dtype=np.int64), hists)
+    if status:
+        raise ValueError(_SPLIT_MESSAGES[status])
+    return JointCounts(joint_hist, hists[0], hists[1], int(dc_extra) + int(ac_extra_bits))
 
 
 def symbol_counts(dc_residuals: np.ndarray, levels: np.ndarray, cols: int) -> JointCounts:
     """The version 5 counts of a plane's DC residuals and (n, 64) levels, ``cols`` blocks a row."""
     dc_residuals, levels = _check_levels(dc_residuals, levels)
     _, ac_hist, ac_extra = plane_symbol_counts(np.zeros_like(dc_residuals), levels)
-    return plane_counts(dc_residuals, last_nonzero_indices(levels), cols, ac_hist, ac_extra)
+    return plane_counts(dc_residuals, levels, last_nonzero_indices(levels), cols, ac_hist, ac_extra)
 
 
 def payload_bits(counts: JointCounts, tables: JointTables) -> int:
     """Exact payload size in bits of ``counts`` coded with ``tables``; ValueError if a
     counted symbol has no code."""
     joint = sum(code_bits(hist, table) for hist, table in zip(counts.joint, tables.joint))
-    return counts.extra_bits + joint + code_bits(counts.ac, tables.ac)
+    return counts.extra_bits + joint + code_bits(counts.first, tables.first) + code_bits(counts.rest, tables.rest)
 
 
-def _joint_encoder_arrays(tables: JointTables) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [_encoder_arrays(table, JOINT_ALPHABET) for table in tables.joint]
+def _stacked_encoder_arrays(tables, alphabet: int) -> tuple[np.ndarray, np.ndarray]:
+    pairs = [_encoder_arrays(table, alphabet) for table in tables]
     return np.stack([codes for codes, _ in pairs]), np.stack([lengths for _, lengths in pairs])
 
 
@@ -311,11 +383,16 @@ def pack(
         counts = symbol_counts(dc_residuals, levels, cols)
     size = (payload_bits(counts, tables) + 7) // 8
     out = np.zeros(size + MAX_BLOCK_BYTES, dtype=np.uint8)
-    joint_arrays, ac_arrays = _joint_encoder_arrays(tables), _encoder_arrays(tables.ac, AC_ALPHABET)
+    joint_arrays = _stacked_encoder_arrays(tables.joint, JOINT_ALPHABET)
+    ac_arrays = _stacked_encoder_arrays((tables.first, tables.rest), LAST_ALPHABET)
     contexts = block_contexts(last_nonzero, cols)
     if _pack_kernel(dc_residuals, levels, last_nonzero, contexts, *joint_arrays, *ac_arrays, out) != size:
         raise ValueError("the levels do not match their symbol counts or last non-zero indices")
     return out[:size].tobytes()
+
+
+_AC_SYMBOL = np.zeros(LAST_ALPHABET, dtype=bool)
+_AC_SYMBOL[AC_SYMBOLS] = True
 
 
 def check_tables(tables: JointTables) -> None:
@@ -325,14 +402,18 @@ def check_tables(tables: JointTables) -> None:
     for table in tables.joint:
         if len(table.lengths) and (table.min_symbol < 0 or table.min_symbol + len(table.lengths) > JOINT_ALPHABET):
             raise CorruptStreamError(f"joint DC table covers symbols outside 0..{JOINT_ALPHABET - 1}")
-    check_plane_tables(PlaneTables(HuffmanTable.empty(), tables.ac))
+    for table in (tables.first, tables.rest):
+        if len(table.lengths) and (table.min_symbol < 0 or table.min_symbol + len(table.lengths) > LAST_ALPHABET):
+            raise CorruptStreamError(f"AC table covers symbols outside 0..{LAST_ALPHABET - 1}")
+        if not _AC_SYMBOL[np.flatnonzero(table.lengths) + table.min_symbol].all():
+            raise CorruptStreamError("AC table holds a zero-size symbol other than ZRL, or a last-flagged ZRL")
 
 
-def _joint_decoder_arrays(tables: JointTables) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    parts = [_decoder_arrays(table) for table in tables.joint]
-    symbols = np.zeros((CONTEXTS, JOINT_ALPHABET + 1), dtype=np.int64)
-    for context, (_, _, ordered) in enumerate(parts):
-        symbols[context, : len(ordered)] = ordered
+def _stacked_decoder_arrays(tables, alphabet: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    parts = [_decoder_arrays(table) for table in tables]
+    symbols = np.zeros((len(parts), alphabet + 1), dtype=np.int64)
+    for row, (_, _, ordered) in enumerate(parts):
+        symbols[row, : len(ordered)] = ordered
     return np.stack([p[0] for p in parts]), np.stack([p[1] for p in parts]), symbols
 
 
@@ -352,7 +433,13 @@ def unpack(payload: bytes, rows: int, cols: int, tables: JointTables) -> tuple[n
     levels = np.zeros((nblocks, BLOCK_PIXELS), dtype=np.int64)
     flags = np.zeros(nblocks, dtype=np.int64)
     status, pos = _unpack_kernel(
-        data, max(cols, 1), *_joint_decoder_arrays(tables), *_decoder_arrays(tables.ac), dc_residuals, levels, flags
+        data,
+        max(cols, 1),
+        *_stacked_decoder_arrays(tables.joint, JOINT_ALPHABET),
+        *_stacked_decoder_arrays((tables.first, tables.rest), LAST_ALPHABET),
+        dc_residuals,
+        levels,
+        flags,
     )
     if status != STATUS_OK:
         raise CorruptStreamError(f"{_MESSAGES[status]} (bit {pos})")
@@ -364,22 +451,36 @@ def _bits_of(value: int, size: int) -> str:
     return format(value, f"0{size}b") if size else ""
 
 
+def block_ac_symbols_reference(row: np.ndarray) -> list[tuple[int, int, int]]:
+    """(symbol, extra bits value, size) of a block's AC symbols in version 5: runlength's
+    without the EOB, the last level's symbol plus LAST."""
+    symbols = [(symbol, value, size) for _, symbol, value, size in block_symbols_reference(0, row)[1:]]
+    if symbols and symbols[-1][0] == EOB:
+        symbols.pop()
+    if symbols:
+        symbol, value, size = symbols[-1]
+        symbols[-1] = (symbol + LAST, value, size)
+    return symbols
+
+
 def pack_reference(dc_residuals: np.ndarray, levels: np.ndarray, cols: int, tables: JointTables) -> bytes:
     """Plain-Python bit writer, for tests of :func:`pack`: runlength's block symbols with
-    the DC symbol joined to the empty flag, and an empty block's EOB left out."""
+    the DC symbol joined to the empty flag, the EOB left out, the last level flagged,
+    and the first AC symbol of a block from the first-symbol table."""
     joint = [_encoder_arrays(table, JOINT_ALPHABET) for table in tables.joint]
-    ac_codes, ac_lengths = _encoder_arrays(tables.ac, AC_ALPHABET)
+    ac = [_encoder_arrays(table, LAST_ALPHABET) for table in (tables.first, tables.rest)]
     empty = [not np.any(row[1:]) for row in levels]
     bits = []
     for b, row in enumerate(levels):
         left = b % cols > 0 and not empty[b - 1]
         up = b >= cols and not empty[b - cols]
         codes, lengths = joint[int(left) + int(up)]
-        (_, size, value, _), *ac_symbols = block_symbols_reference(int(dc_residuals[b]), row)
+        _, _, value, size = block_symbols_reference(int(dc_residuals[b]), row)[0]
         symbol = 2 * size + int(empty[b])
         bits += [_bits_of(int(codes[symbol]), int(lengths[symbol])), _bits_of(value, size)]
-        for _, symbol, value, size in [] if empty[b] else ac_symbols:
-            bits += [_bits_of(int(ac_codes[symbol]), int(ac_lengths[symbol])), _bits_of(value, size)]
+        for i, (symbol, value, size) in enumerate(block_ac_symbols_reference(row)):
+            codes, lengths = ac[min(i, 1)]
+            bits += [_bits_of(int(codes[symbol]), int(lengths[symbol])), _bits_of(value, size)]
     stream = "".join(bits)
     stream += "0" * (-len(stream) % 8)
     return bytes(int(stream[i : i + 8], 2) for i in range(0, len(stream), 8))
@@ -429,19 +530,19 @@ def unpack_reference(payload: bytes, rows: int, cols: int, tables: JointTables) 
         if joint & 1:
             continue
         filled[b] = True
-        j = 1
-        while j < BLOCK_PIXELS:
-            s = symbol(tables.ac)
-            if s == EOB:
-                break
-            run, size = (MAX_RUN + 1, 0) if s == ZRL else (s >> 4, s & 15)
+        j, table, ended = 1, tables.first, False
+        while j < BLOCK_PIXELS and not ended:
+            s = symbol(table)
+            table = tables.rest
+            run, size = (MAX_RUN + 1, 0) if s == ZRL else ((s >> 4) & 15, s & 15)
             if j + run >= BLOCK_PIXELS:
                 raise fail(UNPACK_RUN_PAST_BLOCK)
             j += run
             if size:
                 levels[b, j] = extend(take(size), size)
                 j += 1
-        if not levels[b, 1:].any():
-            raise fail(UNPACK_EMPTY_BLOCK)
+                ended = s >= LAST
+        if not ended:
+            raise fail(UNPACK_NO_LAST)
     check_padding(np.frombuffer(payload, dtype=np.uint8), pos)
     return dc_residuals, levels

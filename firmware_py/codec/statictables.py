@@ -5,8 +5,8 @@ A version 4 or 5 plane may reference one of these instead of sending its table
 train_tables.py) and stored as an npz of code lengths over whole alphabets, one array
 per (table kind, plane kind), each (k, alphabet) uint8 with k <= 15: a version 4 set
 has ``dc_luma``, ``ac_luma``, ``dc_chroma``, ``ac_chroma``; a version 5 set
-``joint_luma``, ``ac_luma``, ``joint_chroma``, ``ac_chroma`` (its AC tables count no
-EOB of blocks without AC levels, so they differ from version 4's). The two are separate
+``joint_luma``, ``first_luma``, ``rest_luma`` and the same for chroma (its AC tables
+are over version 5's alphabet with the last flag, so they differ from version 4's). The two are separate
 artifacts, so that retraining the version 5 set keeps version 4 streams decodable. Every
 table is validated on load (lengths, Kraft inequality, symbols the block syntax can
 have), so a damaged or foreign file is a ModelError, never a wrong decode.
@@ -31,7 +31,7 @@ from .tablecoding import ALPHABETS, MAX_STATIC_TABLES, PlaneStatic, table_from_l
 KIND = "static-huffman-tables"
 PLANE_KINDS = ("luma", "chroma")
 VERSION_4_KINDS = ("dc", "ac")  # table kinds of a version 4 set
-VERSION_5_KINDS = ("joint", "ac")  # and of a version 5 set
+VERSION_5_KINDS = ("joint", "first", "rest")  # and of a version 5 set
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,9 @@ def check_lengths(lengths: np.ndarray, table_kind: str, what: str) -> None:
     table, empty = table_from_lengths(lengths), HuffmanTable.empty()
     try:
         if table_kind == "joint":
-            check_joint_tables(JointTables((table,) * CONTEXTS, empty))
+            check_joint_tables(JointTables((table,) * CONTEXTS, empty, empty))
+        elif table_kind in VERSION_5_KINDS:
+            check_joint_tables(JointTables((empty,) * CONTEXTS, table, table))
         else:
             check_tables(PlaneTables(table, empty) if table_kind == "dc" else PlaneTables(empty, table))
     except CorruptStreamError as exc:

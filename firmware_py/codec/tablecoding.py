@@ -1,6 +1,6 @@
 """How a format version 4 plane gives its DC and AC Huffman tables, and a version 5
-plane its three joint DC tables and AC table (docs/FORMAT.md, "Format version 4" and
-"Format version 5").
+plane its three joint DC tables and two AC tables (first AC symbol of a block, and the
+others; docs/FORMAT.md, "Format version 4" and "Format version 5").
 
 At quick-preview rates the version 1 table format (4 bytes + one nibble per symbol slot
 of the range, ~125 bytes for an AC table) is several per cent of a stream. Version 4
@@ -8,9 +8,11 @@ gives each table by reference: *static table k* of the profile's trained set
 (statictables.py; the stream pays only the selector) or *explicit*, in a compact coding:
 
 - the symbols are listed in a fixed slot order, likely ones first (AC: EOB, ZRL, then
-  size 1 for runs 0..15, size 2 for runs 0..15, ...; DC and joint DC: by symbol, i.e.
-  by size category), so that the unused tail is cut;
-- ``n`` (8 bits): slots coded; slot ``n - 1`` is the last used one (0: an empty table);
+  size 1 for runs 0..15, size 2 for runs 0..15, ...; version 5 AC: ZRL, then size 1
+  for runs 0..15, each without then with the last flag, size 2, ...; DC and joint DC:
+  by symbol, i.e. by size category), so that the unused tail is cut;
+- ``n`` (8 bits; 9 for version 5 AC tables, which have 481 slots): slots coded; slot
+  ``n - 1`` is the last used one (0: an empty table);
 - ``Lmin``, ``Lmax`` (4 bits each): shortest and longest code length;
 - per slot: 1 bit "used", and if used, ``L - Lmin`` in ``bit_length(Lmax - Lmin)`` bits;
 - zero bits to the byte boundary.
@@ -29,12 +31,11 @@ import numpy as np
 from .bitio import MAX_CODE_LENGTH
 from .errors import CorruptStreamError
 from .huffman import HuffmanTable, code_lengths, fits_kraft
-from .jointdc import CONTEXTS, JOINT_ALPHABET, JointCounts, JointTables
+from .jointdc import CONTEXTS, JOINT_ALPHABET, LAST, LAST_ALPHABET, JointCounts, JointTables
 from .runlength import AC_ALPHABET, DC_ALPHABET, EOB, MAX_RUN, MAX_SIZE, ZRL, PlaneTables
 
 EXPLICIT = 0  # a table reference; static table k is k + 1
 MAX_STATIC_TABLES = 15  # a reference is a nibble
-_COUNT_BITS = 8
 _LENGTH_BITS = 4
 
 DC_SLOTS = np.arange(DC_ALPHABET, dtype=np.int64)
@@ -42,8 +43,19 @@ AC_SLOTS = np.array(
     [EOB, ZRL] + [run * 16 + size for size in range(1, MAX_SIZE + 1) for run in range(MAX_RUN + 1)], dtype=np.int64
 )
 JOINT_SLOTS = np.arange(JOINT_ALPHABET, dtype=np.int64)
-SLOTS = {"dc": DC_SLOTS, "ac": AC_SLOTS, "joint": JOINT_SLOTS}
-ALPHABETS = {"dc": DC_ALPHABET, "ac": AC_ALPHABET, "joint": JOINT_ALPHABET}
+LAST_SLOTS = np.array([ZRL] + [s + last for s in AC_SLOTS[2:].tolist() for last in (0, LAST)], dtype=np.int64)
+# Table kinds: version 4's DC and AC; version 5's joint DC, and AC tables of the first
+# symbol of a block ("first") and of its other symbols ("rest"), over one alphabet.
+SLOTS = {"dc": DC_SLOTS, "ac": AC_SLOTS, "joint": JOINT_SLOTS, "first": LAST_SLOTS, "rest": LAST_SLOTS}
+ALPHABETS = {
+    "dc": DC_ALPHABET,
+    "ac": AC_ALPHABET,
+    "joint": JOINT_ALPHABET,
+    "first": LAST_ALPHABET,
+    "rest": LAST_ALPHABET,
+}
+# Bits of the slot count n: 8, or as many as the kind's slot count needs.
+COUNT_BITS = {kind: max(8, len(slots).bit_length()) for kind, slots in SLOTS.items()}
 
 
 def _slot_of(slots: np.ndarray, alphabet: int) -> np.ndarray:
@@ -80,33 +92,38 @@ class TableRefs:
 @dataclass(frozen=True)
 class JointRefs:
     """The references of a version 5 plane's tables: a joint DC table per context, then
-    AC; in the stream two bytes, one nibble each in that order (high nibble first)."""
+    the first-symbol and the other AC table; in the stream three bytes, one nibble each
+    in that order (high nibble first), and a zero nibble."""
 
     joint: tuple[int, ...] = (EXPLICIT,) * CONTEXTS
-    ac: int = EXPLICIT
+    first: int = EXPLICIT
+    rest: int = EXPLICIT
 
     def __post_init__(self) -> None:
         if len(self.joint) != CONTEXTS:
             raise ValueError(f"expected {CONTEXTS} joint DC table references, got {len(self.joint)}")
-        for ref in (*self.joint, self.ac):
+        for ref in (*self.joint, self.first, self.rest):
             if not 0 <= ref <= MAX_STATIC_TABLES:
                 raise ValueError(f"table reference {ref} is outside 0..{MAX_STATIC_TABLES}")
 
     @property
     def kinds(self) -> tuple[tuple[str, int], ...]:
         """(table kind, reference) of every table, in stream order."""
-        return tuple(("joint", ref) for ref in self.joint) + (("ac", self.ac),)
+        return tuple(("joint", ref) for ref in self.joint) + (("first", self.first), ("rest", self.rest))
 
     def to_bytes(self) -> bytes:
-        first, second, third = self.joint
-        return bytes([first << 4 | second, third << 4 | self.ac])
+        a, b, c = self.joint
+        return bytes([a << 4 | b, c << 4 | self.first, self.rest << 4])
 
     @classmethod
     def from_bytes(cls, data: bytes) -> JointRefs:
-        return cls((data[0] >> 4, data[0] & 0x0F, data[1] >> 4), data[1] & 0x0F)
+        """CorruptStreamError if the spare nibble is not zero."""
+        if data[2] & 0x0F:
+            raise CorruptStreamError("the spare nibble of the table references is not zero")
+        return cls((data[0] >> 4, data[0] & 0x0F, data[1] >> 4), data[1] & 0x0F, data[2] >> 4)
 
 
-JOINT_REFS_BYTES = 2
+JOINT_REFS_BYTES = 3
 
 
 def table_from_lengths(lengths: np.ndarray) -> HuffmanTable:
@@ -121,18 +138,20 @@ def table_from_lengths(lengths: np.ndarray) -> HuffmanTable:
 @dataclass(frozen=True)
 class PlaneStatic:
     """The static tables one plane kind may reference: (k, alphabet) int64 code lengths
-    per table kind (a version 4 set has DC and AC tables, a version 5 set joint DC and AC
-    tables), with what the encoder's choice needs of them computed once."""
+    per table kind (a version 4 set has DC and AC tables, a version 5 set joint DC, first
+    AC and other AC tables), with what the encoder's choice needs of them computed once."""
 
     dc: np.ndarray
     ac: np.ndarray
     joint: np.ndarray = field(default_factory=lambda: np.zeros((0, JOINT_ALPHABET), dtype=np.int64))
+    first: np.ndarray = field(default_factory=lambda: np.zeros((0, LAST_ALPHABET), dtype=np.int64))
+    rest: np.ndarray = field(default_factory=lambda: np.zeros((0, LAST_ALPHABET), dtype=np.int64))
     # Per kind: (k, alphabet) 1 where a symbol has no code, and the tables themselves.
     missing: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
     tables: dict[str, tuple[HuffmanTable, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        lengths = {"dc": self.dc, "ac": self.ac, "joint": self.joint}
+        lengths = {kind: getattr(self, kind) for kind in SLOTS}
         object.__setattr__(self, "missing", {k: (v == 0).astype(np.int64) for k, v in lengths.items()})
         object.__setattr__(self, "tables", {k: tuple(table_from_lengths(row) for row in v) for k, v in lengths.items()})
 
@@ -170,14 +189,14 @@ def compact_bits(table: HuffmanTable, kind: str) -> int:
     for every table of every pass: a few operations on the used symbols only)."""
     used = np.flatnonzero(table.lengths)
     if used.size == 0:
-        return _COUNT_BITS
+        return COUNT_BITS[kind]
     # Python lists: min and max of a few dozen values cost less than NumPy reductions.
     slots = SLOT_OF[kind][used + table.min_symbol].tolist()
     if min(slots) < 0:
         raise ValueError(f"{kind} table holds a symbol outside the block syntax")
     lengths = table.lengths[used].tolist()
     spread = max(lengths) - min(lengths)
-    return _COUNT_BITS + 2 * _LENGTH_BITS + max(slots) + 1 + len(lengths) * spread.bit_length()
+    return COUNT_BITS[kind] + 2 * _LENGTH_BITS + max(slots) + 1 + len(lengths) * spread.bit_length()
 
 
 def compact_size(table: HuffmanTable, kind: str) -> int:
@@ -191,7 +210,7 @@ def serialize_compact(table: HuffmanTable, kind: str) -> bytes:
     used = np.flatnonzero(slot_lengths)
     count = int(used[-1]) + 1 if used.size else 0
     # MSB-first fields appended to one Python integer (the encoder writes a table per plane).
-    value, nbits = count, _COUNT_BITS
+    value, nbits = count, COUNT_BITS[kind]
     if count:
         low, high = int(slot_lengths[used].min()), int(slot_lengths[used].max())
         width = (high - low).bit_length()
@@ -236,7 +255,7 @@ def parse_compact(data: bytes | memoryview, offset: int, kind: str) -> tuple[Huf
     what = f"{kind.upper()} table"
     reader = _BitReader(data, offset, what)
     slots = SLOTS[kind]
-    count = reader.take(_COUNT_BITS)
+    count = reader.take(COUNT_BITS[kind])
     lengths = np.zeros(ALPHABETS[kind], dtype=np.uint8)
     if count:
         if count > len(slots):
@@ -262,7 +281,13 @@ def choose_table(hist: np.ndarray, explicit: HuffmanTable, kind: str, static: Pl
     """(reference, table) with the fewest exact bits for ``hist``: the explicit table
     (optimal for ``hist``) with its compact coding, or a static ``kind`` table of
     ``static`` that codes every symbol of ``hist``. Ties: explicit, then the lower index."""
-    best, bits = _best_static(hist, kind, static)
+    return _cheaper(hist, explicit, kind, static, *_best_static(hist, kind, static))
+
+
+def _cheaper(
+    hist: np.ndarray, explicit: HuffmanTable, kind: str, static: PlaneStatic, best: int | None, bits: int
+) -> tuple[int, HuffmanTable]:
+    """:func:`choose_table` given the best static table's (index, code bits)."""
     if best is None:
         return EXPLICIT, explicit
     span = hist[explicit.min_symbol : explicit.min_symbol + len(explicit.lengths)]
@@ -299,8 +324,8 @@ def _explicit_bits_lower_bound(hist: np.ndarray, kind: str) -> float:
     histogram's entropy."""
     symbols = np.flatnonzero(hist)
     if not symbols.size:
-        return float(_COUNT_BITS)  # the empty compact table
-    table_bits = _COUNT_BITS + 2 * _LENGTH_BITS + int(SLOT_OF[kind][symbols].max()) + 1
+        return float(COUNT_BITS[kind])  # the empty compact table
+    table_bits = COUNT_BITS[kind] + 2 * _LENGTH_BITS + int(SLOT_OF[kind][symbols].max()) + 1
     used = hist[symbols]
     total = int(used.sum())
     entropy = float(np.sum(used * np.log2(total / used)))
@@ -309,12 +334,12 @@ def _explicit_bits_lower_bound(hist: np.ndarray, kind: str) -> float:
 
 def cheapest_table(hist: np.ndarray, kind: str, static: PlaneStatic) -> tuple[int, HuffmanTable]:
     """:func:`choose_table` with the histogram's optimal table built only when it may win:
-    the encoder sizes four tables per plane on every rate control pass, and usually a
+    the encoder sizes five tables per plane on every rate control pass, and usually a
     static table beats any explicit one."""
     best, bits = _best_static(hist, kind, static)
     if best is not None and bits < _explicit_bits_lower_bound(hist, kind):
         return best + 1, static.tables[kind][best]
-    return choose_table(hist, table_from_lengths(code_lengths(hist)), kind, static)
+    return _cheaper(hist, table_from_lengths(code_lengths(hist)), kind, static, best, bits)
 
 
 def choose_joint_tables(counts: JointCounts, static: PlaneStatic) -> tuple[JointRefs, JointTables]:
@@ -322,16 +347,17 @@ def choose_joint_tables(counts: JointCounts, static: PlaneStatic) -> tuple[Joint
     a context no block uses has an empty explicit table (one byte), or any static table
     (nothing) when the set has one."""
     joint = [cheapest_table(hist, "joint", static) for hist in counts.joint]
-    ac_ref, ac = cheapest_table(counts.ac, "ac", static)
-    refs = JointRefs(tuple(ref for ref, _ in joint), ac_ref)
-    return refs, JointTables(tuple(table for _, table in joint), ac)
+    first_ref, first = cheapest_table(counts.first, "first", static)
+    rest_ref, rest = cheapest_table(counts.rest, "rest", static)
+    refs = JointRefs(tuple(ref for ref, _ in joint), first_ref, rest_ref)
+    return refs, JointTables(tuple(table for _, table in joint), first, rest)
 
 
 def joint_tables_size(refs: JointRefs, tables: JointTables) -> int:
     """Bytes of a version 5 plane's table references and explicit tables."""
     explicit = [
         compact_size(table, kind)
-        for (kind, ref), table in zip(refs.kinds, (*tables.joint, tables.ac))
+        for (kind, ref), table in zip(refs.kinds, (*tables.joint, tables.first, tables.rest))
         if ref == EXPLICIT
     ]
     return JOINT_REFS_BYTES + sum(explicit)
