@@ -156,8 +156,7 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
     if used.size == 1:
         lengths[used[0]] = 1
         return lengths
-    raw = np.empty(used.size, dtype=np.int64)
-    _leaf_depths_kernel(counts[used], raw)
+    raw = leaf_depths(counts[used])
     per_length = np.bincount(raw, minlength=max(raw.max(), MAX_CODE_LENGTH) + 1)
     per_length = _limit_lengths(per_length)
     # Most frequent symbols take the shortest codes (ties: lower symbol first).
@@ -167,17 +166,34 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
     return lengths
 
 
+def leaf_depths(freqs: np.ndarray) -> np.ndarray:
+    """Depth of every leaf of the Huffman tree of ``freqs`` (int64, at least 2 leaves)."""
+    n = len(freqs)
+    depths = np.empty(n, dtype=np.int64)
+    nodes = 2 * n - 1
+    _leaf_depths_kernel(freqs, np.empty(n, np.int64), np.empty(nodes, np.int64), np.empty(nodes, np.int64), depths)
+    return depths
+
+
 @numba.njit(cache=True)
-def _leaf_depths_kernel(freqs, depths):
+def _leaf_depths_kernel(freqs, order, weight, parent, depths):
     """:func:`_unlimited_lengths` into ``depths`` without a heap (the encoder builds up to
     five tables per plane and rate control pass): leaves sorted by (count, index) and the
     merged nodes, which are made in non-decreasing count order, are two queues whose
-    heads are the heap's two smallest, so the tree and its ties are the same."""
+    heads are the heap's two smallest, so the tree and its ties are the same.
+
+    Scalar loops over buffers the caller allocates: array expressions and library sorts
+    would cost seconds of compilation on a cold cache, for lists of a few dozen leaves.
+    """
     n = freqs.shape[0]
-    order = np.argsort(freqs, kind="mergesort")  # stable: equal counts keep the lower leaf first
-    weight = np.empty(2 * n - 1, dtype=np.int64)
-    parent = np.zeros(2 * n - 1, dtype=np.int64)
-    weight[:n] = freqs
+    for i in range(n):  # insertion sort, stable: equal counts keep the lower leaf first
+        j = i
+        while j > 0 and freqs[order[j - 1]] > freqs[i]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = i
+    for i in range(n):
+        weight[i] = freqs[i]
     leaf, merged = 0, n
     for node in range(n, 2 * n - 1):
         total = 0
@@ -192,10 +208,13 @@ def _leaf_depths_kernel(freqs, depths):
             parent[child] = node
             total += weight[child]
         weight[node] = total
-    depth = np.zeros(2 * n - 1, dtype=np.int64)
-    for child in range(2 * n - 3, -1, -1):
-        depth[child] = depth[parent[child]] + 1
-    depths[:] = depth[:n]
+    # Depths from the root (the last node) down, in ``weight``: counts are no longer needed.
+    root = 2 * n - 2
+    weight[root] = 0
+    for child in range(root - 1, -1, -1):
+        weight[child] = weight[parent[child]] + 1
+    for i in range(n):
+        depths[i] = weight[i]
 
 
 def _unlimited_lengths(freqs: np.ndarray) -> np.ndarray:
