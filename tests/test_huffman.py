@@ -83,11 +83,19 @@ def test_code_lengths_are_optimal_and_kraft_complete(counts):
     assert np.all(np.diff(lengths[counts > 0][order].astype(int)) >= 0)
 
 
-@given(st.lists(st.integers(1, 60), min_size=2, max_size=300))
-def test_the_leaf_depth_kernel_builds_the_reference_tree(counts):
-    """Small counts make many ties: the kernel must break them as the heap does."""
+@given(st.lists(st.integers(0, 5000) | st.integers(0, 3), min_size=0, max_size=520))
+def test_code_lengths_kernel_matches_the_reference(counts):
+    """Zero counts, lone symbols and many ties (small counts: the kernel's tree must break
+    them as the reference's heap does)."""
     counts = np.array(counts, dtype=np.int64)
-    np.testing.assert_array_equal(huffman.leaf_depths(counts), huffman._unlimited_lengths(counts))
+    np.testing.assert_array_equal(code_lengths(counts), huffman.code_lengths_reference(counts))
+
+
+def test_code_lengths_of_a_deep_tree_are_limited_like_the_reference():
+    counts = np.array(fibonacci(30), dtype=np.int64)
+    lengths = code_lengths(counts)
+    assert lengths.max() == MAX_CODE_LENGTH
+    np.testing.assert_array_equal(lengths, huffman.code_lengths_reference(counts))
 
 
 def fibonacci(n: int) -> list[int]:

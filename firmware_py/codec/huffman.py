@@ -146,8 +146,24 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
     """Huffman code lengths for a histogram, limited to MAX_CODE_LENGTH bits.
 
     A lone symbol gets a 1-bit code so that every coded value costs at least one bit
-    (which bounds how many blocks a payload of a given size can claim).
+    (which bounds how many blocks a payload of a given size can claim). One kernel call:
+    the encoder builds up to five tables per plane and rate control pass.
     """
+    counts = np.ascontiguousarray(counts, dtype=np.int64)
+    if counts.ndim != 1 or (counts.size and counts.min() < 0):
+        raise ValueError("code lengths need a 1-D histogram of non-negative counts")
+    n = counts.size
+    lengths = np.zeros(n, dtype=np.uint8)
+    nodes = max(2 * n - 1, 1)
+    _code_lengths_kernel(
+        counts, np.empty(n, np.int64), np.empty(n, np.int64), np.empty(nodes, np.int64), np.empty(nodes, np.int64),
+        np.empty(max(n, MAX_CODE_LENGTH) + 1, np.int64), lengths,
+    )  # fmt: skip
+    return lengths
+
+
+def code_lengths_reference(counts: np.ndarray) -> np.ndarray:
+    """NumPy/heap reference of :func:`code_lengths`, for tests."""
     counts = np.asarray(counts, dtype=np.int64)
     lengths = np.zeros(len(counts), dtype=np.uint8)
     used = np.flatnonzero(counts)
@@ -156,7 +172,7 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
     if used.size == 1:
         lengths[used[0]] = 1
         return lengths
-    raw = leaf_depths(counts[used])
+    raw = _unlimited_lengths(counts[used])
     per_length = np.bincount(raw, minlength=max(raw.max(), MAX_CODE_LENGTH) + 1)
     per_length = _limit_lengths(per_length)
     # Most frequent symbols take the shortest codes (ties: lower symbol first).
@@ -166,34 +182,70 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
     return lengths
 
 
-def leaf_depths(freqs: np.ndarray) -> np.ndarray:
-    """Depth of every leaf of the Huffman tree of ``freqs`` (int64, at least 2 leaves)."""
-    n = len(freqs)
-    depths = np.empty(n, dtype=np.int64)
-    nodes = 2 * n - 1
-    _leaf_depths_kernel(freqs, np.empty(n, np.int64), np.empty(nodes, np.int64), np.empty(nodes, np.int64), depths)
-    return depths
+@numba.njit(cache=True)
+def _code_lengths_kernel(counts, used, order, weight, parent, per_length, lengths):
+    """:func:`code_lengths_reference` into ``lengths`` (zeros), with work buffers the
+    caller allocates. Scalar loops only: array expressions and library sorts would cost
+    seconds of compilation on a cold cache, for a few dozen used symbols."""
+    n = 0
+    for symbol in range(counts.shape[0]):
+        if counts[symbol] > 0:
+            used[n] = symbol
+            n += 1
+    if n == 0:
+        return
+    if n == 1:
+        lengths[used[0]] = 1
+        return
+    _leaf_depths_kernel(counts, used, n, order, weight, parent)  # depths in weight[:n]
+    for length in range(per_length.shape[0]):
+        per_length[length] = 0
+    deepest = 0
+    for i in range(n):
+        per_length[weight[i]] += 1
+        if weight[i] > deepest:
+            deepest = weight[i]
+    # Shorten codes longer than the limit, keeping the code complete (JPEG Annex K.2).
+    for i in range(deepest, MAX_CODE_LENGTH, -1):
+        while per_length[i] > 0:
+            j = i - 2
+            while per_length[j] == 0:
+                j -= 1
+            per_length[i] -= 2
+            per_length[i - 1] += 1
+            per_length[j + 1] += 2
+            per_length[j] -= 1
+    # Most frequent symbols take the shortest codes (ties: lower symbol first): an
+    # insertion sort of the used symbols, which are in increasing order, by count.
+    for i in range(n):
+        symbol = used[i]
+        j = i
+        while j > 0 and counts[order[j - 1]] < counts[symbol]:
+            order[j] = order[j - 1]
+            j -= 1
+        order[j] = symbol
+    length = 1
+    for i in range(n):
+        while per_length[length] == 0:
+            length += 1
+        lengths[order[i]] = length
+        per_length[length] -= 1
 
 
 @numba.njit(cache=True)
-def _leaf_depths_kernel(freqs, order, weight, parent, depths):
-    """:func:`_unlimited_lengths` into ``depths`` without a heap (the encoder builds up to
-    five tables per plane and rate control pass): leaves sorted by (count, index) and the
-    merged nodes, which are made in non-decreasing count order, are two queues whose
-    heads are the heap's two smallest, so the tree and its ties are the same.
-
-    Scalar loops over buffers the caller allocates: array expressions and library sorts
-    would cost seconds of compilation on a cold cache, for lists of a few dozen leaves.
-    """
-    n = freqs.shape[0]
+def _leaf_depths_kernel(counts, leaves, n, order, weight, parent):
+    """Depths of the Huffman tree of ``counts[leaves[:n]]`` into ``weight[:n]``, without a
+    heap: leaves sorted by (count, index) and the merged nodes, which are made in
+    non-decreasing count order, are two queues whose heads are the heap's two smallest,
+    so the tree and its ties are :func:`_unlimited_lengths`'s."""
     for i in range(n):  # insertion sort, stable: equal counts keep the lower leaf first
         j = i
-        while j > 0 and freqs[order[j - 1]] > freqs[i]:
+        while j > 0 and counts[leaves[order[j - 1]]] > counts[leaves[i]]:
             order[j] = order[j - 1]
             j -= 1
         order[j] = i
     for i in range(n):
-        weight[i] = freqs[i]
+        weight[i] = counts[leaves[i]]
     leaf, merged = 0, n
     for node in range(n, 2 * n - 1):
         total = 0
@@ -208,13 +260,11 @@ def _leaf_depths_kernel(freqs, order, weight, parent, depths):
             parent[child] = node
             total += weight[child]
         weight[node] = total
-    # Depths from the root (the last node) down, in ``weight``: counts are no longer needed.
+    # Depths from the root (the last node) down, into ``weight``: counts are no longer needed.
     root = 2 * n - 2
     weight[root] = 0
     for child in range(root - 1, -1, -1):
         weight[child] = weight[parent[child]] + 1
-    for i in range(n):
-        depths[i] = weight[i]
 
 
 def _unlimited_lengths(freqs: np.ndarray) -> np.ndarray:
