@@ -177,7 +177,7 @@ def plane_segment_bytes(
     dc = levels[:, 0]
     residuals = prediction.dc_residuals(dc, rows, cols) if variant.med else previous_block_residuals(dc)
     counts = jointdc.symbol_counts(residuals, levels, cols)
-    refs, tables = tablecoding.choose_joint_tables(counts, static)
+    refs, tables, _ = tablecoding.choose_joint_tables(counts, static)
     if variant.zero_runs:
         bits = jointdc.payload_bits(counts, tables)
     else:

@@ -178,13 +178,13 @@ def test_an_unused_context_costs_one_byte_explicit_and_nothing_static():
     counts = JointCounts(joint, no_ac, no_ac, 7)
     empty = huffman.HuffmanTable.empty()
     explicit = JointTables(tuple(tc.table_from_lengths(huffman.code_lengths(row)) for row in joint), empty, empty)
-    refs, tables = tc.choose_joint_tables(counts, tc.NO_STATIC)
+    refs, tables, _ = tc.choose_joint_tables(counts, tc.NO_STATIC)
     assert refs == tc.EXPLICIT_JOINT_REFS
     # 3 reference bytes, context 0's table, 2 empty joint DC tables and 2 empty AC tables
     # (9-bit slot counts: 2 bytes each).
     assert tc.joint_tables_size(refs, tables) == 3 + tc.compact_size(explicit.joint[0], "joint") + 2 + 4
     static = tc.PlaneStatic(tc.NO_STATIC.dc, tc.NO_STATIC.ac, np.full((1, tc.ALPHABETS["joint"]), 5, dtype=np.int64))
-    refs, tables = tc.choose_joint_tables(counts, static)
+    refs, tables, _ = tc.choose_joint_tables(counts, static)
     assert refs == tc.JointRefs((tc.EXPLICIT, 1, 1), tc.EXPLICIT, tc.EXPLICIT)  # the set has no AC table
     assert tc.joint_tables_size(refs, tables) == 3 + tc.compact_size(explicit.joint[0], "joint") + 4
 
@@ -274,14 +274,16 @@ def test_a_modified_set_file_is_refused(tmp_path):
     seed=st.integers(0, 100_000), kind=st.sampled_from(["joint", "first", "rest"]), scale=st.sampled_from([1, 10, 1000])
 )
 def test_cheapest_table_is_the_choice_among_the_optimal_and_static_tables(seed, kind, scale):
-    """Skipping the optimal table when a static one surely wins never changes the choice."""
+    """Skipping the optimal table when a static one surely wins never changes the choice,
+    and the code bits given with it are the chosen table's."""
     rng = np.random.default_rng(seed)
     static = get_transform_profile("klt").joint_tables.for_plane(seed % 2)
     hist = np.zeros(tc.ALPHABETS[kind], dtype=np.int64)
     used = rng.choice(tc.SLOTS[kind][:40], size=rng.integers(0, 12), replace=False)
     hist[used] = (rng.pareto(1.0, len(used)) * scale).astype(np.int64) + 1
     explicit = tc.table_from_lengths(huffman.code_lengths(hist))
-    ref, table = tc.cheapest_table(hist, kind, static)
+    ref, table, bits = tc.cheapest_table(hist, kind, static)
     expected_ref, expected = tc.choose_table(hist, explicit, kind, static)
     assert ref == expected_ref
     np.testing.assert_array_equal(tc.full_lengths(table, kind), tc.full_lengths(expected, kind))
+    assert bits == int(np.dot(hist, tc.full_lengths(table, kind)))

@@ -113,8 +113,8 @@ def quantize_plane(
     counts = jointdc.plane_counts(
         dc_residuals, quantized.levels, quantized.last_nonzero, plane.cols, quantized.ac_hist, quantized.ac_extra_bits
     )
-    refs, tables = tablecoding.choose_joint_tables(counts, static)
-    bits = jointdc.payload_bits(counts, tables)
+    refs, tables, code_bits = tablecoding.choose_joint_tables(counts, static)
+    bits = counts.extra_bits + code_bits
     return QuantizedPlane(dc_residuals, quantized.levels, quantized.last_nonzero, plane.cols, tables, counts, bits, refs)
 
 
@@ -159,7 +159,9 @@ def retain_coefficients(frame: TransformedFrame) -> None:
 
 
 def _payload(plane: QuantizedPlane) -> bytes:
-    return jointdc.pack(plane.dc_residuals, plane.levels, plane.cols, plane.tables, plane.counts, plane.last_nonzero)
+    return jointdc.pack(
+        plane.dc_residuals, plane.levels, plane.cols, plane.tables, plane.counts, plane.last_nonzero, plane.payload_bits
+    )
 
 
 def pack_frame(frame: TransformedFrame, steps: tuple[float, ...], planes: list[QuantizedPlane]) -> bytes:

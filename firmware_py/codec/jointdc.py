@@ -371,17 +371,19 @@ def pack(
     tables: JointTables,
     counts: JointCounts | None = None,
     last_nonzero: np.ndarray | None = None,
+    bits: int | None = None,
 ) -> bytes:
     """Code every block of a plane of ``cols`` blocks a row in raster order; zero-pad the
-    last byte. ``counts`` and ``last_nonzero``, if the caller has them (the encoder), are
-    not computed again; ValueError if they do not match the levels."""
+    last byte. ``counts``, ``last_nonzero`` and ``bits`` (the payload bits of ``counts``
+    with ``tables``), if the caller has them (the encoder), are not computed again;
+    ValueError if they do not match the levels."""
     dc_residuals, levels = _check_levels(dc_residuals, levels)
     n = levels.shape[0]
     _check_grid(n, cols)
     last_nonzero = last_nonzero_indices(levels) if last_nonzero is None else _check_last_nonzero(last_nonzero, n)
     if counts is None:
         counts = symbol_counts(dc_residuals, levels, cols)
-    size = (payload_bits(counts, tables) + 7) // 8
+    size = ((payload_bits(counts, tables) if bits is None else bits) + 7) // 8
     out = np.zeros(size + MAX_BLOCK_BYTES, dtype=np.uint8)
     joint_arrays = _stacked_encoder_arrays(tables.joint, JOINT_ALPHABET)
     ac_arrays = _stacked_encoder_arrays((tables.first, tables.rest), LAST_ALPHABET)

@@ -281,19 +281,20 @@ def choose_table(hist: np.ndarray, explicit: HuffmanTable, kind: str, static: Pl
     """(reference, table) with the fewest exact bits for ``hist``: the explicit table
     (optimal for ``hist``) with its compact coding, or a static ``kind`` table of
     ``static`` that codes every symbol of ``hist``. Ties: explicit, then the lower index."""
-    return _cheaper(hist, explicit, kind, static, *_best_static(hist, kind, static))
+    ref, table, _ = _cheaper(hist, explicit, kind, static, *_best_static(hist, kind, static))
+    return ref, table
 
 
 def _cheaper(
     hist: np.ndarray, explicit: HuffmanTable, kind: str, static: PlaneStatic, best: int | None, bits: int
-) -> tuple[int, HuffmanTable]:
-    """:func:`choose_table` given the best static table's (index, code bits)."""
-    if best is None:
-        return EXPLICIT, explicit
+) -> tuple[int, HuffmanTable, int]:
+    """:func:`choose_table`, and the chosen table's code bits, given the best static
+    table's (index, code bits)."""
     span = hist[explicit.min_symbol : explicit.min_symbol + len(explicit.lengths)]
-    if bits >= 8 * compact_size(explicit, kind) + int(np.dot(span, explicit.lengths)):
-        return EXPLICIT, explicit
-    return best + 1, static.tables[kind][best]
+    explicit_bits = int(np.dot(span, explicit.lengths))
+    if best is None or bits >= 8 * compact_size(explicit, kind) + explicit_bits:
+        return EXPLICIT, explicit, explicit_bits
+    return best + 1, static.tables[kind][best], bits
 
 
 def _best_static(hist: np.ndarray, kind: str, static: PlaneStatic) -> tuple[int | None, int]:
@@ -332,25 +333,26 @@ def _explicit_bits_lower_bound(hist: np.ndarray, kind: str) -> float:
     return 8 * ((table_bits + 7) // 8) + max(total, entropy * (1 - 1e-9))
 
 
-def cheapest_table(hist: np.ndarray, kind: str, static: PlaneStatic) -> tuple[int, HuffmanTable]:
-    """:func:`choose_table` with the histogram's optimal table built only when it may win:
-    the encoder sizes five tables per plane on every rate control pass, and usually a
-    static table beats any explicit one."""
+def cheapest_table(hist: np.ndarray, kind: str, static: PlaneStatic) -> tuple[int, HuffmanTable, int]:
+    """:func:`choose_table` with the histogram's optimal table built only when it may win,
+    and the chosen table's code bits for ``hist``: the encoder sizes five tables per plane
+    on every rate control pass, and usually a static table beats any explicit one."""
     best, bits = _best_static(hist, kind, static)
     if best is not None and bits < _explicit_bits_lower_bound(hist, kind):
-        return best + 1, static.tables[kind][best]
+        return best + 1, static.tables[kind][best], bits
     return _cheaper(hist, table_from_lengths(code_lengths(hist)), kind, static, best, bits)
 
 
-def choose_joint_tables(counts: JointCounts, static: PlaneStatic) -> tuple[JointRefs, JointTables]:
-    """The cheapest reference of each of a version 5 plane's tables (:func:`cheapest_table`):
-    a context no block uses has an empty explicit table (one byte), or any static table
-    (nothing) when the set has one."""
+def choose_joint_tables(counts: JointCounts, static: PlaneStatic) -> tuple[JointRefs, JointTables, int]:
+    """The cheapest reference of each of a version 5 plane's tables (:func:`cheapest_table`)
+    and the code bits of all the plane's symbols with them: a context no block uses has an
+    empty explicit table (one byte), or any static table (nothing) when the set has one."""
     joint = [cheapest_table(hist, "joint", static) for hist in counts.joint]
-    first_ref, first = cheapest_table(counts.first, "first", static)
-    rest_ref, rest = cheapest_table(counts.rest, "rest", static)
-    refs = JointRefs(tuple(ref for ref, _ in joint), first_ref, rest_ref)
-    return refs, JointTables(tuple(table for _, table in joint), first, rest)
+    first_ref, first, first_bits = cheapest_table(counts.first, "first", static)
+    rest_ref, rest, rest_bits = cheapest_table(counts.rest, "rest", static)
+    refs = JointRefs(tuple(ref for ref, _, _ in joint), first_ref, rest_ref)
+    bits = sum(bits for _, _, bits in joint) + first_bits + rest_bits
+    return refs, JointTables(tuple(table for _, table, _ in joint), first, rest), bits
 
 
 def joint_tables_size(refs: JointRefs, tables: JointTables) -> int:
