@@ -49,25 +49,27 @@ from .blocking import BLOCK_PIXELS
 from .errors import CorruptStreamError
 from .huffman import HuffmanTable
 from .runlength import (
-    _UNPACK_MESSAGES,
-    _TOO_BIG,
     AC_ALPHABET,
     DC_ALPHABET,
     EOB,
     MAX_BLOCK_BYTES,
     MAX_RUN,
     MAX_SIZE,
+    TOO_BIG_MESSAGE,
+    UNPACK_MESSAGES,
     UNPACK_RUN_PAST_BLOCK,
     ZRL,
-    _check_levels,
-    _decoder_arrays,
-    _encoder_arrays,
-    _extend,
-    _extra_bits,
-    _last_nonzero_kernel,
     block_symbols_reference,
+    check_levels,
     code_bits,
+    coded_extra_bits,
+    decoder_arrays,
+    encoder_arrays,
+    last_nonzero_kernel,
+    signed_value,
     size_category,
+)
+from .runlength import (
     symbol_counts as plane_symbol_counts,
 )
 
@@ -80,7 +82,7 @@ _RUN_SIZE = [run * 16 + size for run in range(MAX_RUN + 1) for size in range(1, 
 AC_SYMBOLS = np.array([ZRL] + _RUN_SIZE + [LAST + symbol for symbol in _RUN_SIZE], dtype=np.int64)
 
 UNPACK_NO_LAST = UNPACK_RUN_PAST_BLOCK + 1
-_MESSAGES = {**_UNPACK_MESSAGES, UNPACK_NO_LAST: "a block with AC levels ends without a last-flagged level"}
+_MESSAGES = {**UNPACK_MESSAGES, UNPACK_NO_LAST: "a block with AC levels ends without a last-flagged level"}
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,7 @@ def _pack_kernel(dc_residuals, levels, last_nonzero, contexts, joint_codes, join
             return -1
         context = contexts[b]
         symbol = 2 * size + (1 if last == 0 else 0)
-        code = (joint_codes[context, symbol] << size) | _extra_bits(r, size)
+        code = (joint_codes[context, symbol] << size) | coded_extra_bits(r, size)
         pos, acc, held = put_bits(out, pos, acc, held, code, joint_lengths[context, symbol] + size)
         table = 0
         run = 0
@@ -223,7 +225,7 @@ def _pack_kernel(dc_residuals, levels, last_nonzero, contexts, joint_codes, join
             if size > MAX_SIZE:
                 return -1
             symbol = run * 16 + size + (LAST if j == last else 0)
-            code = (ac_codes[table, symbol] << size) | _extra_bits(v, size)
+            code = (ac_codes[table, symbol] << size) | coded_extra_bits(v, size)
             pos, acc, held = put_bits(out, pos, acc, held, code, ac_lengths[table, symbol] + size)
             table = 1
             run = 0
@@ -257,7 +259,7 @@ def _unpack_kernel(
         size = symbol >> 1  # <= MAX_SIZE: check_tables bounds the joint symbols
         if pos + size > nbits:
             return STATUS_OUT_OF_BITS, pos
-        dc_residuals[b] = _extend(read_bits(data, pos, size), size)
+        dc_residuals[b] = signed_value(read_bits(data, pos, size), size)
         pos += size
         if symbol & 1:
             continue
@@ -279,7 +281,7 @@ def _unpack_kernel(
             if size:
                 if pos + size > nbits:
                     return STATUS_OUT_OF_BITS, pos
-                levels[b, j] = _extend(read_bits(data, pos, size), size)
+                levels[b, j] = signed_value(read_bits(data, pos, size), size)
                 pos += size
                 j += 1
                 if symbol >= LAST:
@@ -312,7 +314,7 @@ def block_contexts(last_nonzero: np.ndarray, cols: int) -> np.ndarray:
 def last_nonzero_indices(levels: np.ndarray) -> np.ndarray:
     """Each block's last non-zero AC index, 0 for a block without AC levels."""
     out = np.empty(levels.shape[0], dtype=np.int64)
-    _last_nonzero_kernel(levels, out)
+    last_nonzero_kernel(levels, out)
     return out
 
 
@@ -328,7 +330,7 @@ def plane_counts(
     the joint DC symbols are counted here; runlength's AC histogram loses its EOBs, which
     version 5 does not send, and the first and last symbols of the blocks are read from
     the levels to split it into the first-symbol and the other counts."""
-    dc_residuals, levels = _check_levels(dc_residuals, levels)
+    dc_residuals, levels = check_levels(dc_residuals, levels)
     if np.shape(ac_hist) != (AC_ALPHABET,):
         raise ValueError(f"expected an ({AC_ALPHABET},) AC histogram")
     n = dc_residuals.shape[0]
@@ -337,7 +339,7 @@ def plane_counts(
     joint_hist = np.zeros((CONTEXTS, JOINT_ALPHABET), dtype=np.int64)
     dc_extra = _count_kernel(dc_residuals, last_nonzero, block_contexts(last_nonzero, cols), joint_hist)
     if dc_extra < 0:
-        raise ValueError(_TOO_BIG)
+        raise ValueError(TOO_BIG_MESSAGE)
     hists = np.zeros((2, LAST_ALPHABET), dtype=np.int64)
     status = _split_ac_kernel(levels, last_nonzero, np.ascontiguousarray(ac_hist, dtype=np.int64), hists)
     if status:
@@ -347,7 +349,7 @@ def plane_counts(
 
 def symbol_counts(dc_residuals: np.ndarray, levels: np.ndarray, cols: int) -> JointCounts:
     """The version 5 counts of a plane's DC residuals and (n, 64) levels, ``cols`` blocks a row."""
-    dc_residuals, levels = _check_levels(dc_residuals, levels)
+    dc_residuals, levels = check_levels(dc_residuals, levels)
     _, ac_hist, ac_extra = plane_symbol_counts(np.zeros_like(dc_residuals), levels)
     return plane_counts(dc_residuals, levels, last_nonzero_indices(levels), cols, ac_hist, ac_extra)
 
@@ -360,7 +362,7 @@ def payload_bits(counts: JointCounts, tables: JointTables) -> int:
 
 
 def _stacked_encoder_arrays(tables, alphabet: int) -> tuple[np.ndarray, np.ndarray]:
-    pairs = [_encoder_arrays(table, alphabet) for table in tables]
+    pairs = [encoder_arrays(table, alphabet) for table in tables]
     return np.stack([codes for codes, _ in pairs]), np.stack([lengths for _, lengths in pairs])
 
 
@@ -377,7 +379,7 @@ def pack(
     last byte. ``counts``, ``last_nonzero`` and ``bits`` (the payload bits of ``counts``
     with ``tables``), if the caller has them (the encoder), are not computed again;
     ValueError if they do not match the levels."""
-    dc_residuals, levels = _check_levels(dc_residuals, levels)
+    dc_residuals, levels = check_levels(dc_residuals, levels)
     n = levels.shape[0]
     _check_grid(n, cols)
     last_nonzero = last_nonzero_indices(levels) if last_nonzero is None else _check_last_nonzero(last_nonzero, n)
@@ -412,7 +414,7 @@ def check_tables(tables: JointTables) -> None:
 
 
 def _stacked_decoder_arrays(tables, alphabet: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    parts = [_decoder_arrays(table) for table in tables]
+    parts = [decoder_arrays(table) for table in tables]
     symbols = np.zeros((len(parts), alphabet + 1), dtype=np.int64)
     for row, (_, _, ordered) in enumerate(parts):
         symbols[row, : len(ordered)] = ordered
@@ -469,8 +471,8 @@ def pack_reference(dc_residuals: np.ndarray, levels: np.ndarray, cols: int, tabl
     """Plain-Python bit writer, for tests of :func:`pack`: runlength's block symbols with
     the DC symbol joined to the empty flag, the EOB left out, the last level flagged,
     and the first AC symbol of a block from the first-symbol table."""
-    joint = [_encoder_arrays(table, JOINT_ALPHABET) for table in tables.joint]
-    ac = [_encoder_arrays(table, LAST_ALPHABET) for table in (tables.first, tables.rest)]
+    joint = [encoder_arrays(table, JOINT_ALPHABET) for table in tables.joint]
+    ac = [encoder_arrays(table, LAST_ALPHABET) for table in (tables.first, tables.rest)]
     empty = [not np.any(row[1:]) for row in levels]
     bits = []
     for b, row in enumerate(levels):

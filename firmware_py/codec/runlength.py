@@ -49,10 +49,10 @@ AC_ALPHABET = 256
 # Most bytes one block can take: a DC code and 63 AC codes (plus at most 3 ZRL and an
 # EOB), each code at most MAX_CODE_LENGTH bits and MAX_SIZE extra bits.
 MAX_BLOCK_BYTES = ((64 + 4) * (MAX_CODE_LENGTH + MAX_SIZE) + 7) // 8
-_TOO_BIG = f"a DC residual or AC level exceeds {MAX_VALUE}"
+TOO_BIG_MESSAGE = f"a DC residual or AC level exceeds {MAX_VALUE}"
 
 UNPACK_RUN_PAST_BLOCK = 3
-_UNPACK_MESSAGES = {**STATUS_MESSAGES, UNPACK_RUN_PAST_BLOCK: "a zero run or level runs past the end of the block"}
+UNPACK_MESSAGES = {**STATUS_MESSAGES, UNPACK_RUN_PAST_BLOCK: "a zero run or level runs past the end of the block"}
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _last_nonzero(levels, b):
 
 
 @numba.njit(cache=True)
-def _last_nonzero_kernel(levels, out):
+def last_nonzero_kernel(levels, out):
     for b in range(levels.shape[0]):
         out[b] = _last_nonzero(levels, b)
 
@@ -130,7 +130,7 @@ def _count_kernel(dc_residuals, levels, dc_hist, ac_hist):
 
 
 @numba.njit(cache=True)
-def _extra_bits(value, size):
+def coded_extra_bits(value, size):
     """JPEG's extra bits of a value of bit length ``size`` (negative: value + 2^size - 1)."""
     return (value if value > 0 else value + (1 << size) - 1) & ((1 << size) - 1)
 
@@ -152,7 +152,7 @@ def _pack_kernel(dc_residuals, levels, last_nonzero, dc_codes, dc_lengths, ac_co
             return -1
         # A code and its extra bits (at most 15 + 15 bits) go in one call: fewer calls,
         # each of which passes ``out`` with its reference counting.
-        code = (dc_codes[size] << size) | _extra_bits(r, size)
+        code = (dc_codes[size] << size) | coded_extra_bits(r, size)
         pos, acc, held = put_bits(out, pos, acc, held, code, dc_lengths[size] + size)
         last = last_nonzero[b]
         if not 0 <= last < k:
@@ -170,7 +170,7 @@ def _pack_kernel(dc_residuals, levels, last_nonzero, dc_codes, dc_lengths, ac_co
             if size > MAX_SIZE:
                 return -1
             symbol = run * 16 + size
-            code = (ac_codes[symbol] << size) | _extra_bits(v, size)
+            code = (ac_codes[symbol] << size) | coded_extra_bits(v, size)
             pos, acc, held = put_bits(out, pos, acc, held, code, ac_lengths[symbol] + size)
             run = 0
         if last < k - 1:
@@ -179,7 +179,7 @@ def _pack_kernel(dc_residuals, levels, last_nonzero, dc_codes, dc_lengths, ac_co
 
 
 @numba.njit(cache=True)
-def _extend(bits, size):
+def signed_value(bits, size):
     """Undo the extra-bits mapping: a leading 0 bit means a negative value."""
     if size == 0:
         return 0
@@ -199,7 +199,7 @@ def _unpack_kernel(data, dc_counts, dc_first, dc_symbols, ac_counts, ac_first, a
             return status, pos
         if pos + size > nbits:
             return STATUS_OUT_OF_BITS, pos
-        dc_residuals[b] = _extend(read_bits(data, pos, size), size)
+        dc_residuals[b] = signed_value(read_bits(data, pos, size), size)
         pos += size
         j = 1
         while j < k:
@@ -218,13 +218,13 @@ def _unpack_kernel(data, dc_counts, dc_first, dc_symbols, ac_counts, ac_first, a
             if size:
                 if pos + size > nbits:
                     return STATUS_OUT_OF_BITS, pos
-                levels[b, j] = _extend(read_bits(data, pos, size), size)
+                levels[b, j] = signed_value(read_bits(data, pos, size), size)
                 pos += size
                 j += 1
     return STATUS_OK, pos
 
 
-def _encoder_arrays(table: HuffmanTable, alphabet: int) -> tuple[np.ndarray, np.ndarray]:
+def encoder_arrays(table: HuffmanTable, alphabet: int) -> tuple[np.ndarray, np.ndarray]:
     codes = np.zeros(alphabet, dtype=np.int64)
     lengths = np.zeros(alphabet, dtype=np.int64)
     if len(table.lengths):
@@ -234,7 +234,7 @@ def _encoder_arrays(table: HuffmanTable, alphabet: int) -> tuple[np.ndarray, np.
     return codes, lengths
 
 
-def _check_levels(dc_residuals: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def check_levels(dc_residuals: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Integer arrays of the right shapes; the kernels check the values as they go."""
     dc_residuals, levels = np.asarray(dc_residuals), np.asarray(levels)
     if not (np.issubdtype(dc_residuals.dtype, np.integer) and np.issubdtype(levels.dtype, np.integer)):
@@ -253,18 +253,18 @@ def dc_symbol_counts(dc_residuals: np.ndarray) -> tuple[np.ndarray, int]:
     dc_hist = np.zeros(DC_ALPHABET, dtype=np.int64)
     extra = _count_dc(dc_residuals, dc_hist)
     if extra < 0:
-        raise ValueError(_TOO_BIG)
+        raise ValueError(TOO_BIG_MESSAGE)
     return dc_hist, int(extra)
 
 
 def symbol_counts(dc_residuals: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
     """(DC histogram, AC histogram, extra bits) of a plane: what its tables are built from."""
-    dc_residuals, levels = _check_levels(dc_residuals, levels)
+    dc_residuals, levels = check_levels(dc_residuals, levels)
     dc_hist = np.zeros(DC_ALPHABET, dtype=np.int64)
     ac_hist = np.zeros(AC_ALPHABET, dtype=np.int64)
     extra = _count_kernel(dc_residuals, levels, dc_hist, ac_hist)
     if extra < 0:
-        raise ValueError(_TOO_BIG)
+        raise ValueError(TOO_BIG_MESSAGE)
     return dc_hist, ac_hist, int(extra)
 
 
@@ -314,18 +314,18 @@ def pack(
     each block's last non-zero AC index (0 if none). ValueError if they do not match the
     levels.
     """
-    dc_residuals, levels = _check_levels(dc_residuals, levels)
+    dc_residuals, levels = check_levels(dc_residuals, levels)
     if counts is None:
         counts = symbol_counts(dc_residuals, levels)
     if last_nonzero is None:
         last_nonzero = np.empty(levels.shape[0], dtype=np.int64)
-        _last_nonzero_kernel(levels, last_nonzero)
+        last_nonzero_kernel(levels, last_nonzero)
     last_nonzero = np.ascontiguousarray(last_nonzero)
     if last_nonzero.shape != dc_residuals.shape or not np.issubdtype(last_nonzero.dtype, np.integer):
         raise ValueError("expected one integer last non-zero index per block")
     size = (payload_bits(*counts, tables) + 7) // 8
     out = np.zeros(size + MAX_BLOCK_BYTES, dtype=np.uint8)
-    dc_arrays, ac_arrays = _encoder_arrays(tables.dc, DC_ALPHABET), _encoder_arrays(tables.ac, AC_ALPHABET)
+    dc_arrays, ac_arrays = encoder_arrays(tables.dc, DC_ALPHABET), encoder_arrays(tables.ac, AC_ALPHABET)
     if _pack_kernel(dc_residuals, levels, last_nonzero, *dc_arrays, *ac_arrays, out) != size:
         raise ValueError("the levels do not match their symbol counts or last non-zero indices")
     return out[:size].tobytes()
@@ -343,7 +343,7 @@ def check_tables(tables: PlaneTables) -> None:
         raise CorruptStreamError("AC table holds a zero-size symbol other than EOB and ZRL")
 
 
-def _decoder_arrays(table: HuffmanTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def decoder_arrays(table: HuffmanTable) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     counts, first, symbols = table.decoder_tables()
     return counts, first, np.concatenate([symbols, np.zeros(1, dtype=np.int32)]).astype(np.int64)
 
@@ -363,9 +363,9 @@ def unpack(payload: bytes, nblocks: int, tables: PlaneTables) -> tuple[np.ndarra
     data = np.frombuffer(payload, dtype=np.uint8)
     dc_residuals = np.zeros(nblocks, dtype=np.int64)
     levels = np.zeros((nblocks, BLOCK_PIXELS), dtype=np.int64)
-    status, pos = _unpack_kernel(data, *_decoder_arrays(tables.dc), *_decoder_arrays(tables.ac), dc_residuals, levels)
+    status, pos = _unpack_kernel(data, *decoder_arrays(tables.dc), *decoder_arrays(tables.ac), dc_residuals, levels)
     if status != STATUS_OK:
-        raise CorruptStreamError(f"{_UNPACK_MESSAGES[status]} (bit {pos})")
+        raise CorruptStreamError(f"{UNPACK_MESSAGES[status]} (bit {pos})")
     check_padding(data, pos)
     return dc_residuals, levels
 
@@ -394,7 +394,7 @@ def block_symbols_reference(dc_residual: int, row: np.ndarray) -> list[tuple[str
 
 def pack_reference(dc_residuals: np.ndarray, levels: np.ndarray, tables: PlaneTables) -> bytes:
     """Plain-Python bit writer, for tests of :func:`pack`."""
-    codes = {"dc": _encoder_arrays(tables.dc, DC_ALPHABET), "ac": _encoder_arrays(tables.ac, AC_ALPHABET)}
+    codes = {"dc": encoder_arrays(tables.dc, DC_ALPHABET), "ac": encoder_arrays(tables.ac, AC_ALPHABET)}
     bits = []
     for b in range(levels.shape[0]):
         for name, symbol, value, size in block_symbols_reference(int(dc_residuals[b]), levels[b]):
@@ -420,7 +420,7 @@ def unpack_reference(payload: bytes, nblocks: int, tables: PlaneTables) -> tuple
     def take(n: int) -> int:
         nonlocal pos
         if pos + n > len(bits):
-            raise CorruptStreamError(f"{_UNPACK_MESSAGES[STATUS_OUT_OF_BITS]} (bit {pos})")
+            raise CorruptStreamError(f"{UNPACK_MESSAGES[STATUS_OUT_OF_BITS]} (bit {pos})")
         value = int(bits[pos : pos + n], 2) if n else 0
         pos += n
         return value
@@ -431,7 +431,7 @@ def unpack_reference(payload: bytes, nblocks: int, tables: PlaneTables) -> tuple
             code = (code << 1) | take(1)
             if (length, code) in lookups[name]:
                 return lookups[name][(length, code)]
-        raise CorruptStreamError(f"{_UNPACK_MESSAGES[STATUS_BAD_CODE]} (bit {pos})")
+        raise CorruptStreamError(f"{UNPACK_MESSAGES[STATUS_BAD_CODE]} (bit {pos})")
 
     def extend(value: int, size: int) -> int:
         return value if size == 0 or value >> (size - 1) else value - (1 << size) + 1
@@ -448,7 +448,7 @@ def unpack_reference(payload: bytes, nblocks: int, tables: PlaneTables) -> tuple
                 break
             run, size = (MAX_RUN + 1, 0) if s == ZRL else (s >> 4, s & 15)
             if j + run >= BLOCK_PIXELS:
-                raise CorruptStreamError(f"{_UNPACK_MESSAGES[UNPACK_RUN_PAST_BLOCK]} (bit {pos})")
+                raise CorruptStreamError(f"{UNPACK_MESSAGES[UNPACK_RUN_PAST_BLOCK]} (bit {pos})")
             j += run
             if size:
                 levels[b, j] = extend(take(size), size)
