@@ -173,8 +173,9 @@ def code_lengths_reference(counts: np.ndarray) -> np.ndarray:
         lengths[used[0]] = 1
         return lengths
     raw = _unlimited_lengths(counts[used])
-    per_length = np.bincount(raw, minlength=max(raw.max(), MAX_CODE_LENGTH) + 1)
-    per_length = _limit_lengths(per_length)
+    per_length = np.bincount(raw, minlength=max(raw.max(), MAX_CODE_LENGTH) + 1).astype(np.int64)
+    _limit_length_counts(per_length, len(per_length) - 1)
+    per_length = per_length[: MAX_CODE_LENGTH + 1]
     # Most frequent symbols take the shortest codes (ties: lower symbol first).
     by_frequency = used[np.lexsort((used, -counts[used]))]
     assigned = np.repeat(np.arange(len(per_length)), per_length)
@@ -205,16 +206,7 @@ def _code_lengths_kernel(counts, used, order, weight, parent, per_length, length
         per_length[weight[i]] += 1
         if weight[i] > deepest:
             deepest = weight[i]
-    # Shorten codes longer than the limit, keeping the code complete (JPEG Annex K.2).
-    for i in range(deepest, MAX_CODE_LENGTH, -1):
-        while per_length[i] > 0:
-            j = i - 2
-            while per_length[j] == 0:
-                j -= 1
-            per_length[i] -= 2
-            per_length[i - 1] += 1
-            per_length[j + 1] += 2
-            per_length[j] -= 1
+    _limit_length_counts(per_length, deepest)
     # Most frequent symbols take the shortest codes (ties: lower symbol first): an
     # insertion sort of the used symbols, which are in increasing order, by count.
     for i in range(n):
@@ -288,19 +280,20 @@ def _unlimited_lengths(freqs: np.ndarray) -> np.ndarray:
     return np.array(depth[:n], dtype=np.int64)
 
 
-def _limit_lengths(per_length: np.ndarray) -> np.ndarray:
-    """Shorten codes longer than the limit, keeping the code complete (JPEG Annex K.2)."""
-    bits = per_length.astype(np.int64).copy()
-    for i in range(len(bits) - 1, MAX_CODE_LENGTH, -1):
-        while bits[i] > 0:
+@numba.njit(cache=True)
+def _limit_length_counts(per_length, deepest):
+    """Shorten codes longer than MAX_CODE_LENGTH in ``per_length`` (codes per length, none
+    deeper than ``deepest``), keeping the code complete (JPEG Annex K.2); the kernel and
+    the reference share it."""
+    for i in range(deepest, MAX_CODE_LENGTH, -1):
+        while per_length[i] > 0:
             j = i - 2
-            while bits[j] == 0:
+            while per_length[j] == 0:
                 j -= 1
-            bits[i] -= 2
-            bits[i - 1] += 1
-            bits[j + 1] += 2
-            bits[j] -= 1
-    return bits[: MAX_CODE_LENGTH + 1]
+            per_length[i] -= 2
+            per_length[i - 1] += 1
+            per_length[j + 1] += 2
+            per_length[j] -= 1
 
 
 @dataclass(frozen=True)
