@@ -85,3 +85,48 @@ def check_padding(data: np.ndarray, pos: int) -> None:
         raise CorruptStreamError(f"{len(data) - (pos + 7) // 8} bytes of unexplained data after the last block")
     if pos & 7 and data[-1] & ((1 << (8 - (pos & 7))) - 1):
         raise CorruptStreamError("non-zero padding bits after the last block")
+
+
+class ReferenceBitReader:
+    """Plain-Python MSB-first reader of a payload, for the coders' reference decoders
+    (which tests compare the kernels against): defects raise CorruptStreamError with the
+    coder's ``messages`` for the shared status codes and the bit position."""
+
+    def __init__(self, payload: bytes, messages: dict[int, str]) -> None:
+        self.payload = payload
+        self.bits = "".join(format(byte, "08b") for byte in payload)
+        self.pos = 0
+        self.messages = messages
+        self._lookups: dict[int, dict[tuple[int, int], int]] = {}
+
+    def fail(self, status: int) -> CorruptStreamError:
+        return CorruptStreamError(f"{self.messages[status]} (bit {self.pos})")
+
+    def take(self, n: int) -> int:
+        if self.pos + n > len(self.bits):
+            raise self.fail(STATUS_OUT_OF_BITS)
+        value = int(self.bits[self.pos : self.pos + n], 2) if n else 0
+        self.pos += n
+        return value
+
+    def signed(self, size: int) -> int:
+        """A value sent as ``size`` extra bits (a leading 0 bit: negative)."""
+        value = self.take(size)
+        return value if size == 0 or value >> (size - 1) else value - (1 << size) + 1
+
+    def symbol(self, table) -> int:
+        """The symbol of ``table`` (a huffman.HuffmanTable) whose canonical code is next."""
+        lookup = self._lookups.get(id(table))
+        if lookup is None:
+            codes = table.canonical_codes()
+            lookup = {(int(table.lengths[s]), int(codes[s])): int(s) + table.min_symbol for s in np.flatnonzero(table.lengths)}
+            self._lookups[id(table)] = lookup
+        code = 0
+        for length in range(1, MAX_CODE_LENGTH + 1):
+            code = (code << 1) | self.take(1)
+            if (length, code) in lookup:
+                return lookup[(length, code)]
+        raise self.fail(STATUS_BAD_CODE)
+
+    def finish(self) -> None:
+        check_padding(np.frombuffer(self.payload, dtype=np.uint8), self.pos)

@@ -21,10 +21,10 @@ import numpy as np
 
 from .bitio import (
     MAX_CODE_LENGTH,
-    STATUS_BAD_CODE,
     STATUS_MESSAGES,
     STATUS_OK,
     STATUS_OUT_OF_BITS,
+    ReferenceBitReader,
     check_padding,
     decode_symbol,
     flush_bits,
@@ -449,38 +449,15 @@ def pack_reference(classes: np.ndarray, symbols: np.ndarray, layout: BlockLayout
 def unpack_reference(payload: bytes, nblocks: int, layout: BlockLayout, tables: list[HuffmanTable]) -> tuple[np.ndarray, np.ndarray]:
     """Plain-Python bit reader, for tests of :func:`unpack`."""
     _check_unpack_args(payload, nblocks, layout, tables)
-    lookups = []
-    for table in tables:
-        codes = table.canonical_codes()
-        lookups.append(
-            {(int(table.lengths[s]), int(codes[s])): s + table.min_symbol for s in np.flatnonzero(table.lengths)}
-        )
-    bits = "".join(format(byte, "08b") for byte in payload)
+    reader = ReferenceBitReader(payload, _UNPACK_MESSAGES)
     classes = np.zeros(nblocks, dtype=np.uint8)
     symbols = np.zeros((nblocks, layout.max_latents), dtype=np.int32)
-    pos = 0
-
-    def take(n: int) -> int:
-        nonlocal pos
-        if pos + n > len(bits):
-            raise CorruptStreamError(f"{_UNPACK_MESSAGES[STATUS_OUT_OF_BITS]} (bit {pos})")
-        value = int(bits[pos : pos + n], 2)
-        pos += n
-        return value
-
     for b in range(nblocks):
-        c = take(layout.class_bits)
+        c = reader.take(layout.class_bits)
         if c >= len(tables):
-            raise CorruptStreamError(f"{_UNPACK_MESSAGES[UNPACK_BAD_CLASS]} (bit {pos})")
+            raise reader.fail(UNPACK_BAD_CLASS)
         classes[b] = c
         for j in range(layout.latents_per_class[c]):
-            code = 0
-            for length in range(1, MAX_CODE_LENGTH + 1):
-                code = (code << 1) | take(1)
-                if (length, code) in lookups[c]:
-                    symbols[b, j] = lookups[c][(length, code)]
-                    break
-            else:
-                raise CorruptStreamError(f"{_UNPACK_MESSAGES[STATUS_BAD_CODE]} (bit {pos})")
-    check_padding(np.frombuffer(payload, dtype=np.uint8), pos)
+            symbols[b, j] = reader.symbol(tables[c])
+    reader.finish()
     return classes, symbols

@@ -35,10 +35,9 @@ import numba
 import numpy as np
 
 from .bitio import (
-    MAX_CODE_LENGTH,
-    STATUS_BAD_CODE,
     STATUS_OK,
     STATUS_OUT_OF_BITS,
+    ReferenceBitReader,
     check_padding,
     decode_symbol,
     flush_bits,
@@ -493,60 +492,31 @@ def pack_reference(dc_residuals: np.ndarray, levels: np.ndarray, cols: int, tabl
 def unpack_reference(payload: bytes, rows: int, cols: int, tables: JointTables) -> tuple[np.ndarray, np.ndarray]:
     """Plain-Python bit reader, for tests of :func:`unpack`."""
     check_tables(tables)
-    bits = "".join(format(byte, "08b") for byte in payload)
-    pos = 0
-
-    def fail(status: int) -> CorruptStreamError:
-        return CorruptStreamError(f"{_MESSAGES[status]} (bit {pos})")
-
-    def take(n: int) -> int:
-        nonlocal pos
-        if pos + n > len(bits):
-            raise fail(STATUS_OUT_OF_BITS)
-        value = int(bits[pos : pos + n], 2) if n else 0
-        pos += n
-        return value
-
-    def symbol(table: HuffmanTable) -> int:
-        codes = table.canonical_codes()
-        lookup = {(int(table.lengths[s]), int(codes[s])): s + table.min_symbol for s in np.flatnonzero(table.lengths)}
-        code = 0
-        for length in range(1, MAX_CODE_LENGTH + 1):
-            if pos >= len(bits):
-                raise fail(STATUS_OUT_OF_BITS)
-            code = (code << 1) | take(1)
-            if (length, code) in lookup:
-                return lookup[(length, code)]
-        raise fail(STATUS_BAD_CODE)
-
-    def extend(value: int, size: int) -> int:
-        return value if size == 0 or value >> (size - 1) else value - (1 << size) + 1
-
+    reader = ReferenceBitReader(payload, _MESSAGES)
     nblocks = rows * cols
     dc_residuals = np.zeros(nblocks, dtype=np.int64)
     levels = np.zeros((nblocks, BLOCK_PIXELS), dtype=np.int64)
     filled = [False] * nblocks
     for b in range(nblocks):
         context = int(b % cols > 0 and filled[b - 1]) + int(b >= cols and filled[b - cols])
-        joint = symbol(tables.joint[context])
-        size = joint >> 1
-        dc_residuals[b] = extend(take(size), size)
+        joint = reader.symbol(tables.joint[context])
+        dc_residuals[b] = reader.signed(joint >> 1)
         if joint & 1:
             continue
         filled[b] = True
         j, table, ended = 1, tables.first, False
         while j < BLOCK_PIXELS and not ended:
-            s = symbol(table)
+            s = reader.symbol(table)
             table = tables.rest
             run, size = (MAX_RUN + 1, 0) if s == ZRL else ((s >> 4) & 15, s & 15)
             if j + run >= BLOCK_PIXELS:
-                raise fail(UNPACK_RUN_PAST_BLOCK)
+                raise reader.fail(UNPACK_RUN_PAST_BLOCK)
             j += run
             if size:
-                levels[b, j] = extend(take(size), size)
+                levels[b, j] = reader.signed(size)
                 j += 1
                 ended = s >= LAST
         if not ended:
-            raise fail(UNPACK_NO_LAST)
-    check_padding(np.frombuffer(payload, dtype=np.uint8), pos)
+            raise reader.fail(UNPACK_NO_LAST)
+    reader.finish()
     return dc_residuals, levels

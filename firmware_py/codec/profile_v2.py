@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from .bitstream import StreamHeader
 from .blocking import BLOCK_PIXELS
 from .container_v2 import JOINT_VERSION, SCALED_VERSION, STATIC_TABLE_VERSION
 from .errors import ModelError, QpvError

@@ -24,10 +24,10 @@ import numpy as np
 
 from .bitio import (
     MAX_CODE_LENGTH,
-    STATUS_BAD_CODE,
     STATUS_MESSAGES,
     STATUS_OK,
     STATUS_OUT_OF_BITS,
+    ReferenceBitReader,
     check_padding,
     decode_symbol,
     flush_bits,
@@ -410,48 +410,22 @@ def pack_reference(dc_residuals: np.ndarray, levels: np.ndarray, tables: PlaneTa
 def unpack_reference(payload: bytes, nblocks: int, tables: PlaneTables) -> tuple[np.ndarray, np.ndarray]:
     """Plain-Python bit reader, for tests of :func:`unpack`."""
     check_tables(tables)
-    lookups = {}
-    for name, table in (("dc", tables.dc), ("ac", tables.ac)):
-        codes = table.canonical_codes()
-        lookups[name] = {(int(table.lengths[s]), int(codes[s])): s + table.min_symbol for s in np.flatnonzero(table.lengths)}
-    bits = "".join(format(byte, "08b") for byte in payload)
-    pos = 0
-
-    def take(n: int) -> int:
-        nonlocal pos
-        if pos + n > len(bits):
-            raise CorruptStreamError(f"{UNPACK_MESSAGES[STATUS_OUT_OF_BITS]} (bit {pos})")
-        value = int(bits[pos : pos + n], 2) if n else 0
-        pos += n
-        return value
-
-    def symbol(name: str) -> int:
-        code = 0
-        for length in range(1, MAX_CODE_LENGTH + 1):
-            code = (code << 1) | take(1)
-            if (length, code) in lookups[name]:
-                return lookups[name][(length, code)]
-        raise CorruptStreamError(f"{UNPACK_MESSAGES[STATUS_BAD_CODE]} (bit {pos})")
-
-    def extend(value: int, size: int) -> int:
-        return value if size == 0 or value >> (size - 1) else value - (1 << size) + 1
-
+    reader = ReferenceBitReader(payload, UNPACK_MESSAGES)
     dc_residuals = np.zeros(nblocks, dtype=np.int64)
     levels = np.zeros((nblocks, BLOCK_PIXELS), dtype=np.int64)
     for b in range(nblocks):
-        size = symbol("dc")
-        dc_residuals[b] = extend(take(size), size)
+        dc_residuals[b] = reader.signed(reader.symbol(tables.dc))
         j = 1
         while j < BLOCK_PIXELS:
-            s = symbol("ac")
+            s = reader.symbol(tables.ac)
             if s == EOB:
                 break
             run, size = (MAX_RUN + 1, 0) if s == ZRL else (s >> 4, s & 15)
             if j + run >= BLOCK_PIXELS:
-                raise CorruptStreamError(f"{UNPACK_MESSAGES[UNPACK_RUN_PAST_BLOCK]} (bit {pos})")
+                raise reader.fail(UNPACK_RUN_PAST_BLOCK)
             j += run
             if size:
-                levels[b, j] = extend(take(size), size)
+                levels[b, j] = reader.signed(size)
                 j += 1
-    check_padding(np.frombuffer(payload, dtype=np.uint8), pos)
+    reader.finish()
     return dc_residuals, levels
