@@ -27,7 +27,7 @@ luma) to every bpp of CURVE_BPP on every held-out image:
 - ``full-klt``: the KLT of the whole mean-removed 64-pixel blocks (the klt basis until
   issue 5, session 4) instead of the separable KLT (restoration refitted).
 
-Sizes are whole version 5 streams (header, tables, CRC), computed from the exact symbol
+Sizes are whole version 6 streams (header, tables, CRC), computed from the exact symbol
 counts without packing, with explicit (compact) tables only: no static table set is fitted
 here (export/measure_tables.py checks those); ``tests/test_ablation_v2.py`` checks that
 they equal the encoder's.
@@ -172,11 +172,11 @@ def ac_bits_without_runs(levels: np.ndarray) -> int:
 def plane_segment_bytes(
     levels: np.ndarray, rows: int, cols: int, variant: Variant, static: tablecoding.PlaneStatic
 ) -> int:
-    """Bytes of a version 5 plane segment, its tables chosen like the encoder's among the
+    """Bytes of a version 6 plane segment, its tables chosen like the encoder's among the
     plane's optimal ones and ``static`` (none in the check: no static set is fitted)."""
     dc = levels[:, 0]
     residuals = prediction.dc_residuals(dc, rows, cols) if variant.med else previous_block_residuals(dc)
-    counts = jointdc.symbol_counts(residuals, levels, cols)
+    counts = jointdc.symbol_counts(residuals, levels, cols, container_v2.REST_TABLES[container_v2.CONTEXT_VERSION])
     refs, tables, _ = tablecoding.choose_joint_tables(counts, static)
     if variant.zero_runs:
         bits = jointdc.payload_bits(counts, tables)
@@ -194,7 +194,7 @@ def stream_bytes(
     variant: Variant,
     static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
 ) -> int:
-    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), container_v2.JOINT_VERSION)
+    header = StreamHeader(0, ColourMode.GRAY, shape[1], shape[0], bytes(4), (step,), container_v2.CONTEXT_VERSION)
     return container_v2.overhead_size(header) + plane_segment_bytes(levels, plane.rows, plane.cols, variant, static)
 
 

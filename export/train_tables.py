@@ -1,27 +1,30 @@
-"""Train the klt profile's static Huffman tables (tablecoding.py): the version 5 set
-(joint DC, first AC symbol and other AC symbol tables) the encoder uses, or with ``--version 4`` the version 4 set
-(DC and AC tables) that version 4 streams reference.
+"""Train the klt profile's static Huffman tables (tablecoding.py): the version 6 set
+(joint DC, first AC symbol and, per start context, other AC symbol tables) the encoder
+uses, or with ``--version 5`` the version 5 set (one other AC symbol table) and with
+``--version 4`` the version 4 set (DC and AC tables) that older streams reference.
 
     python -m export.train_tables --out models
 
 Symbol counts come from klt encodes of every Waterloo training image (never a test
 image), as gray and, for colour images, as colour, rate-controlled to each bpp of
 TRAIN_BPP with the encoder's own half-resolution rule; the encodes use no static table,
-so the counts do not depend on an earlier set. Version 4 counts are those of the same
-levels coded as runlength.py codes them. Per
+so the counts do not depend on an earlier set. Versions 4 and 5 are counted on version 5
+encodes (version 4: the same levels coded as runlength.py codes them), version 6 on
+version 6 encodes. Per
 (table kind, plane kind) the histograms (one per plane; joint DC: one per plane and
 context used) are clustered into ``--tables`` groups by Lloyd iterations on the code
 bits themselves (each histogram goes to the table that codes it in the fewest bits;
 each table is the optimal code of its histograms' pooled counts), starting from
 quantile groups of their share of INITIAL_SYMBOL (AC: end-of-block, DC: a zero
-residual, joint DC: a zero residual without AC levels, version 5 AC: a lone size 1
-level at coefficient 1, i.e. run 0, size 1, last). Every table gives every symbol
+residual, joint DC: a zero residual without AC levels, version 5 and 6 AC: a lone
+size 1 level at coefficient 1, i.e. run 0, size 1, last). Every table gives every symbol
 of the block syntax a code (pooled counts x PSEUDO_SCALE + 1), so a static table can
 code any plane; the encoder still sends an explicit table whenever that is cheaper.
 
-Writes models/klt-joint-tables.npz (version 5; version 4: models/klt-tables.npz;
-statictables.py describes them), its manifest entry, and the klt profile's
-``joint_tables`` (``static_tables``) key; every other manifest entry is left as it is.
+Writes models/klt-context-tables.npz (version 6; version 5: models/klt-joint-tables.npz;
+version 4: models/klt-tables.npz; statictables.py describes them), its manifest entry,
+and the klt profile's ``context_tables`` (``joint_tables``, ``static_tables``) key; every
+other manifest entry is left as it is.
 """
 
 from __future__ import annotations
@@ -36,7 +39,16 @@ import numpy as np
 
 from export.manifest import record_profile_model
 from firmware_py import datasets, imageio
-from firmware_py.codec import encoder_v2, huffman, jointdc, ratecontrol, runlength, statictables, tablecoding
+from firmware_py.codec import (
+    container_v2,
+    encoder_v2,
+    huffman,
+    jointdc,
+    ratecontrol,
+    runlength,
+    statictables,
+    tablecoding,
+)
 from firmware_py.codec.encoder import budget_bytes
 from firmware_py.codec.models import file_sha256
 from firmware_py.codec.profile_v2 import TransformProfile, get_transform_profile
@@ -47,9 +59,17 @@ PROFILE = "klt"
 SETS = {
     4: ("klt-tables", "static_tables", statictables.VERSION_4_KINDS),
     5: ("klt-joint-tables", "joint_tables", statictables.VERSION_5_KINDS),
+    6: ("klt-context-tables", "context_tables", statictables.VERSION_6_KINDS),
 }
-DEFAULT_VERSION = 5
-INITIAL_SYMBOL = {"dc": 0, "ac": jointdc.EOB, "joint": 1, "first": jointdc.LAST + 1, "rest": jointdc.LAST + 1}
+DEFAULT_VERSION = 6
+# The stream version whose encodes a set is counted on.
+CODING_VERSION = {4: container_v2.JOINT_VERSION, 5: container_v2.JOINT_VERSION, 6: container_v2.CONTEXT_VERSION}
+INITIAL_SYMBOL = {
+    "dc": 0,
+    "ac": jointdc.EOB,
+    "joint": 1,
+    **{kind: jointdc.LAST + 1 for kind in tablecoding.ALPHABETS if kind not in ("dc", "ac", "joint")},
+}
 TRAIN_BPP = (0.04, 0.06, 0.08, 0.1, 0.13, 0.16, 0.2, 0.25, 0.3)
 DEFAULT_TABLES = 4
 PSEUDO_SCALE = 64
@@ -59,15 +79,16 @@ COMMAND = "python -m export.train_tables --out models"
 
 def explicit_profile() -> TransformProfile:
     """The installed klt profile without static tables: every plane gets its optimal table."""
-    return replace(get_transform_profile(PROFILE), static_tables=None, joint_tables=None)
+    return replace(get_transform_profile(PROFILE), static_tables=None, joint_tables=None, context_tables=None)
 
 
 def fitted_planes(
-    image: np.ndarray, bpp: float, profile: TransformProfile
+    image: np.ndarray, bpp: float, profile: TransformProfile, version: int = container_v2.CONTEXT_VERSION
 ) -> tuple[encoder_v2.TransformedFrame, float, list[encoder_v2.QuantizedPlane]]:
-    """The frame, quality and quantized planes the encoder's rate control picks for ``bpp``."""
+    """The frame, quality and quantized planes the encoder's rate control picks for
+    ``bpp``, coding stream ``version`` (5 or 6)."""
     scale = encoder_v2.chosen_scale(profile, image, bpp, None)
-    frame = encoder_v2.transform_frame(image, profile, None, scale)
+    frame = replace(encoder_v2.transform_frame(image, profile, None, scale), version=version)
     encoder_v2.retain_coefficients(frame)
     budget = budget_bytes(frame.height * frame.width, bpp, None)
     quality, _ = ratecontrol.fit_quality(
@@ -94,7 +115,8 @@ def plane_histograms(plane: encoder_v2.QuantizedPlane, version: int) -> dict[str
         dc, ac, _ = runlength.symbol_counts(plane.dc_residuals, plane.levels)
         return {"dc": [dc], "ac": [ac]}
     counts = plane.counts
-    return {"joint": [row for row in counts.joint if row.any()], "first": [counts.first], "rest": [counts.rest]}
+    rest = zip(tablecoding.REST_KINDS[len(counts.rest)], counts.rest)
+    return {"joint": [row for row in counts.joint if row.any()], "first": [counts.first], **{k: [h] for k, h in rest}}
 
 
 def collect_counts(paths: list[Path], log, version: int = DEFAULT_VERSION) -> dict[tuple[str, str], np.ndarray]:
@@ -105,7 +127,7 @@ def collect_counts(paths: list[Path], log, version: int = DEFAULT_VERSION) -> di
     }
     for image in training_frames(paths):
         for bpp in TRAIN_BPP:
-            _, _, planes = fitted_planes(image, bpp, profile)
+            _, _, planes = fitted_planes(image, bpp, profile, CODING_VERSION[version])
             for index, plane in enumerate(planes):
                 plane_kind = "luma" if index == 0 else "chroma"
                 for table_kind, hists in plane_histograms(plane, version).items():

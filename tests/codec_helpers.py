@@ -109,11 +109,13 @@ def parse_v2(stream: bytes):
 
 
 def as_version(stream: bytes, version: int) -> bytes:
-    """The same frame of a klt stream (version 5) as an earlier encoder wrote it: the
+    """The same frame of a klt stream (version 6) as an earlier encoder wrote it: the
     levels re-coded as runlength.py codes blocks, with optimal tables in the version 1
     table format (versions 2 and 3) or chosen among the profile's version 4 static set
-    (version 4), and that version's fingerprint (version 2: no coded-scale byte, so only
-    full-resolution gray streams). The tests use it to keep those streams decodable."""
+    (version 4), or as jointdc.py codes them with one other-AC table, tables chosen
+    among the profile's version 5 set (version 5), and that version's fingerprint
+    (version 2: no coded-scale byte, so only full-resolution gray streams). The tests use
+    it to keep those streams decodable."""
     from dataclasses import replace
 
     from firmware_py.codec import blocking, container_v2, jointdc, resample, runlength, tablecoding
@@ -127,7 +129,13 @@ def as_version(stream: bytes, version: int) -> bytes:
     shapes = header.colour.plane_shapes(*resample.coded_size(header.height, header.width, parsed.scale))
     planes = []
     for index, (segment, shape) in enumerate(zip(parsed.planes, shapes)):
-        dc_residuals, levels = jointdc.unpack(segment.payload, *blocking.block_grid(*shape), segment.tables)
+        rows, cols = blocking.block_grid(*shape)
+        dc_residuals, levels = jointdc.unpack(segment.payload, rows, cols, segment.tables)
+        if version == container_v2.JOINT_VERSION:
+            joint = jointdc.symbol_counts(dc_residuals, levels, cols, container_v2.REST_TABLES[version])
+            refs, tables, _ = tablecoding.choose_joint_tables(joint, profile.joint_tables.for_plane(index))
+            planes.append(container_v2.PlaneSegmentV2(tables, jointdc.pack(dc_residuals, levels, cols, tables), refs))
+            continue
         counts = runlength.symbol_counts(dc_residuals, levels)
         refs, tables = tablecoding.EXPLICIT_REFS, runlength.tables_for(*counts[:2])
         if version == container_v2.STATIC_TABLE_VERSION:
@@ -149,3 +157,8 @@ def as_version_3(stream: bytes) -> bytes:
 def as_version_4(stream: bytes) -> bytes:
     """The version 4 stream of a klt stream (:func:`as_version`)."""
     return as_version(stream, 4)
+
+
+def as_version_5(stream: bytes) -> bytes:
+    """The version 5 stream of a klt stream (:func:`as_version`)."""
+    return as_version(stream, 5)

@@ -91,7 +91,7 @@ def test_crc_mismatch_is_reported_as_damage(gray_stream):
     [
         ("magic", b"QPVD", "bad magic"),
         ("version", b"\x00", "unsupported format version 0"),
-        ("version", b"\x06", "unsupported format version 6"),
+        ("version", b"\x07", "unsupported format version 7"),
         ("version", b"\xff", "unsupported format version 255"),
         ("profile_id", b"\x63", "profile id 99"),
         ("colour", b"\x02", "unknown colour mode 2"),

@@ -191,7 +191,7 @@ def test_quantize_plane_counts_what_jointdc_counts(profile, lena2):
     quantized = encoder_v2.quantize_plane(coefficients, 80.0, profile.rounding)
     residuals = prediction.dc_residuals_reference(quantized.levels[:, 0], coefficients.rows, coefficients.cols)
     np.testing.assert_array_equal(quantized.dc_residuals, residuals)
-    counts = jointdc.symbol_counts(residuals, quantized.levels, coefficients.cols)
+    counts = jointdc.symbol_counts(residuals, quantized.levels, coefficients.cols, rest_tables=4)
     np.testing.assert_array_equal(quantized.counts.joint, counts.joint)
     np.testing.assert_array_equal(quantized.counts.first, counts.first)
     np.testing.assert_array_equal(quantized.counts.rest, counts.rest)

@@ -30,10 +30,10 @@ from firmware_py.codec import (
 )
 from firmware_py.codec.bitstream import SUPPORTED_VERSIONS
 from firmware_py.codec.bitstream import LENGTH_PREFIX_BYTES
-from firmware_py.codec.container_v2 import JOINT_VERSION, STATIC_TABLE_VERSION
+from firmware_py.codec.container_v2 import CONTEXT_VERSION, JOINT_VERSION, STATIC_TABLE_VERSION
 from firmware_py.codec.profile_v2 import get_transform_profile, is_transform_profile
 
-from codec_helpers import as_version_3, as_version_4, crop, header_span, parse_v2, reseal, stream_fields
+from codec_helpers import as_version_3, as_version_4, as_version_5, crop, header_span, parse_v2, reseal, stream_fields
 
 # A decode takes about a millisecond; this deadline only catches hangs and runaway work.
 NO_HANG = timedelta(seconds=2)
@@ -55,18 +55,18 @@ def corpus(lena2, kodim23):
     streams += [
         encode(image, profile=name) for name in available_profiles() if name != "seed" for image in (gray, colour)
     ]
-    # The same frames coded at half resolution by every profile that can (format version 5,
-    # static tables at these sizes), their version 3 and 4 twins, and a frame whose planes
-    # send explicit (compact) tables, with its version 4 twin.
+    # The same frames coded at half resolution by every profile that can (format version 6,
+    # static tables at these sizes), their version 3, 4 and 5 twins, and a frame whose planes
+    # send explicit (compact) tables, with its version 4 and 5 twins.
     half = [
         encoder_v2.encode(image, profile=name, scale=resample.HALF)
         for name in available_profiles()
         if is_transform_profile(name) and get_transform_profile(name).half is not None
         for image in (gray, colour)
     ]
-    streams += half + [as_version_3(stream) for stream in half] + [as_version_4(stream) for stream in half]
+    streams += half + [twin(stream) for twin in (as_version_3, as_version_4, as_version_5) for stream in half]
     fine = [encode(crop(lena2, 64, 64), quality=0.1, profile=name) for name in available_profiles() if is_transform_profile(name)]
-    streams += fine + [as_version_4(stream) for stream in fine]
+    streams += fine + [twin(stream) for twin in (as_version_4, as_version_5) for stream in fine]
     for stream in streams:
         decode(stream)  # load every kernel before the deadline applies
     return [(stream, stream_fields(stream) if read_header(stream).version == 1 else None) for stream in streams]
@@ -191,11 +191,11 @@ def test_bit_flips_anywhere_with_recomputed_crc(corpus, data):
     decode_or_reject(reseal(body), model_error_allowed=fingerprint(body) != fingerprint(stream))
 
 
-TABLE_REFERENCE_VERSIONS = (STATIC_TABLE_VERSION, JOINT_VERSION)
+TABLE_REFERENCE_VERSIONS = (STATIC_TABLE_VERSION, JOINT_VERSION, CONTEXT_VERSION)
 
 
 def table_spans(stream: bytes) -> list[tuple[int, int]]:
-    """(start, stop) of each version 4 or 5 plane's table references and explicit tables."""
+    """(start, stop) of each version 4 to 6 plane's table references and explicit tables."""
     parsed = parse_v2(stream)
     spans, offset = [], container_v2.overhead_size(parsed.header) - 4
     for plane in parsed.planes:
@@ -207,7 +207,7 @@ def table_spans(stream: bytes) -> list[tuple[int, int]]:
 
 def plane_refs(plane) -> tuple[int, ...]:
     if hasattr(plane.refs, "joint"):
-        return (*plane.refs.joint, plane.refs.first, plane.refs.rest)
+        return plane.refs.nibbles
     return (plane.refs.dc, plane.refs.ac)
 
 
@@ -226,7 +226,7 @@ def test_corpus_has_streams_with_static_and_explicit_tables(corpus, version):
 
 @settings(deadline=NO_HANG, max_examples=1500)
 @given(data=st.data())
-def test_version_4_and_5_table_mutations_with_recomputed_crc(corpus, data):
+def test_version_4_to_6_table_mutations_with_recomputed_crc(corpus, data):
     """A damaged reference byte or compact table decodes (another valid table) or is rejected."""
     stream, _ = pick(data, [entry for entry in corpus if read_header(entry[0]).version in TABLE_REFERENCE_VERSIONS])
     start, stop = data.draw(st.sampled_from(table_spans(stream)), label="plane tables")
@@ -235,7 +235,7 @@ def test_version_4_and_5_table_mutations_with_recomputed_crc(corpus, data):
 
 
 def payload_spans(stream: bytes) -> list[tuple[int, int]]:
-    """(start, stop) of each version 4 or 5 plane's payload bytes."""
+    """(start, stop) of each version 4 to 6 plane's payload bytes."""
     spans = []
     for (_, tables_stop), plane in zip(table_spans(stream), parse_v2(stream).planes):
         start = tables_stop + LENGTH_PREFIX_BYTES
@@ -246,9 +246,10 @@ def payload_spans(stream: bytes) -> list[tuple[int, int]]:
 
 @settings(deadline=NO_HANG, max_examples=600)
 @given(data=st.data())
-def test_version_5_payload_bit_flips_with_recomputed_crc(corpus, data):
+def test_version_5_and_6_payload_bit_flips_with_recomputed_crc(corpus, data):
     """Flipped joint DC or AC codes decode (another valid block sequence) or are rejected."""
-    stream, _ = pick(data, [entry for entry in corpus if read_header(entry[0]).version == JOINT_VERSION])
+    joint = (JOINT_VERSION, CONTEXT_VERSION)
+    stream, _ = pick(data, [entry for entry in corpus if read_header(entry[0]).version in joint])
     start, stop = data.draw(st.sampled_from(payload_spans(stream)), label="payload")
     bits = data.draw(st.sets(st.integers(8 * start, 8 * stop - 1), min_size=1, max_size=4), label="bits")
     damaged = bytearray(stream)

@@ -40,7 +40,7 @@ def test_gray_round_trip_any_size(lena2, height, width):
     stream = encode(image, quality=0.25, profile=PROFILE)
     decoded = decode(stream)
     assert decoded.shape == image.shape and decoded.dtype == np.uint8
-    assert read_header(stream).version == 5
+    assert read_header(stream).version == 6
     assert metrics.psnr(image, decoded) > 28.0
 
 

@@ -94,7 +94,7 @@ def test_round_trip_any_size_both_scales(lena2, kodim23, height, width, scale):
     for image in (crop(lena2, height, width), crop(kodim23, height, width)):
         stream = encoder_v2.encode(image, quality=1.0, profile=PROFILE, scale=scale)
         header = read_header(stream)
-        assert header.version == 5 and len(header.steps) == (1 if image.ndim == 2 else 2)
+        assert header.version == 6 and len(header.steps) == (1 if image.ndim == 2 else 2)
         assert parse_v2(stream).scale == scale
         decoded = decode(stream)
         assert decoded.shape == image.shape and decoded.dtype == np.uint8

@@ -17,7 +17,7 @@ from firmware_py.codec import tablecoding as tc
 from firmware_py.codec.models import file_sha256
 from firmware_py.codec.profile_v2 import get_transform_profile
 from firmware_py.codec.jointdc import JointCounts, JointTables
-from firmware_py.codec.statictables import KIND, VERSION_5_KINDS, load_static_tables
+from firmware_py.codec.statictables import KIND, VERSION_5_KINDS, VERSION_6_KINDS, load_static_tables
 
 from codec_helpers import crop, parse_v2, reseal
 
@@ -143,7 +143,7 @@ def test_a_static_table_missing_a_used_symbol_is_never_chosen():
 
 
 @pytest.mark.parametrize(("size", "quality"), [((24, 40), 1.0), ((64, 64), 0.1), ((48, 80), 0.5)])
-def test_rate_control_sizes_version_5_streams_exactly(lena2, kodim23, size, quality):
+def test_rate_control_sizes_version_6_streams_exactly(lena2, kodim23, size, quality):
     for image in (crop(lena2, *size), crop(kodim23, *size)):
         frame = encoder_v2.transform_frame(image, get_transform_profile("klt"))
         steps, planes = encoder_v2.quantize_frame(frame, quality)
@@ -157,17 +157,27 @@ def test_rate_control_sizes_version_5_streams_exactly(lena2, kodim23, size, qual
 def test_encoder_references_static_tables_of_small_frames(lena2):
     stream = encoder_v2.encode(crop(lena2, 40, 56), quality=1.0, profile="klt")
     refs = parse_v2(stream).planes[0].refs
-    assert all(ref > 0 for ref in refs.joint) and refs.first > 0 and refs.rest > 0
+    assert len(refs.rest) == 4 and all(ref > 0 for ref in refs.nibbles)
 
 
 def test_joint_refs_are_three_bytes_of_nibbles_in_stream_order():
-    refs = tc.JointRefs((1, 2, 3), 4, 5)
+    refs = tc.JointRefs((1, 2, 3), 4, (5,))
     assert refs.to_bytes() == bytes([0x12, 0x34, 0x50]) and tc.JointRefs.from_bytes(b"\x12\x34\x50") == refs
     assert [kind for kind, _ in refs.kinds] == ["joint", "joint", "joint", "first", "rest"]
     with pytest.raises(ValueError):
-        tc.JointRefs((1, 2), 4, 5)
+        tc.JointRefs((1, 2), 4, (5,))
     with pytest.raises(CorruptStreamError, match="spare nibble"):
         tc.JointRefs.from_bytes(b"\x12\x34\x51")
+
+
+def test_version_6_refs_are_four_bytes_of_nibbles_in_stream_order():
+    refs = tc.JointRefs((1, 2, 3), 4, (5, 6, 7, 15))
+    assert tc.joint_refs_bytes(4) == 4 and tc.joint_refs_bytes(1) == 3
+    assert refs.to_bytes() == bytes([0x12, 0x34, 0x56, 0x7F]) and tc.JointRefs.from_bytes(refs.to_bytes(), 4) == refs
+    assert [kind for kind, _ in refs.kinds][3:] == ["first", "rest0", "rest1", "rest2", "rest3"]
+    for rest in ((5, 6), (5, 6, 7, 16)):
+        with pytest.raises(ValueError):
+            tc.JointRefs((1, 2, 3), 4, rest)
 
 
 def test_an_unused_context_costs_one_byte_explicit_and_nothing_static():
@@ -175,9 +185,9 @@ def test_an_unused_context_costs_one_byte_explicit_and_nothing_static():
     joint = np.zeros((3, tc.ALPHABETS["joint"]), dtype=np.int64)
     joint[0, [1, 3]] = [50, 7]
     no_ac = np.zeros(tc.ALPHABETS["first"], dtype=np.int64)
-    counts = JointCounts(joint, no_ac, no_ac, 7)
+    counts = JointCounts(joint, no_ac, no_ac[None], 7)
     empty = huffman.HuffmanTable.empty()
-    explicit = JointTables(tuple(tc.table_from_lengths(huffman.code_lengths(row)) for row in joint), empty, empty)
+    explicit = JointTables(tuple(tc.table_from_lengths(huffman.code_lengths(row)) for row in joint), empty, (empty,))
     refs, tables, _ = tc.choose_joint_tables(counts, tc.NO_STATIC)
     assert refs == tc.EXPLICIT_JOINT_REFS
     # 3 reference bytes, context 0's table, 2 empty joint DC tables and 2 empty AC tables
@@ -185,13 +195,18 @@ def test_an_unused_context_costs_one_byte_explicit_and_nothing_static():
     assert tc.joint_tables_size(refs, tables) == 3 + tc.compact_size(explicit.joint[0], "joint") + 2 + 4
     static = tc.PlaneStatic(tc.NO_STATIC.dc, tc.NO_STATIC.ac, np.full((1, tc.ALPHABETS["joint"]), 5, dtype=np.int64))
     refs, tables, _ = tc.choose_joint_tables(counts, static)
-    assert refs == tc.JointRefs((tc.EXPLICIT, 1, 1), tc.EXPLICIT, tc.EXPLICIT)  # the set has no AC table
+    assert refs == tc.JointRefs((tc.EXPLICIT, 1, 1), tc.EXPLICIT, (tc.EXPLICIT,))  # the set has no AC table
     assert tc.joint_tables_size(refs, tables) == 3 + tc.compact_size(explicit.joint[0], "joint") + 4
+    # Version 6: 4 reference bytes and 5 empty AC tables.
+    counts = JointCounts(joint, no_ac, np.zeros((4, tc.ALPHABETS["first"]), dtype=np.int64), 7)
+    refs, tables, _ = tc.choose_joint_tables(counts, tc.NO_STATIC)
+    assert refs == tc.JointRefs(rest=(tc.EXPLICIT,) * 4) and len(tables.rest) == 4
+    assert tc.joint_tables_size(refs, tables) == 4 + tc.compact_size(explicit.joint[0], "joint") + 2 + 10
 
 
 def test_reference_past_the_static_set_is_corrupt(lena2):
     stream = encoder_v2.encode(crop(lena2, 40, 56), quality=1.0, profile="klt")
-    static = get_transform_profile("klt").joint_tables
+    static = get_transform_profile("klt").context_tables
     offset = container_v2.overhead_size(parse_v2(stream).header) - 4 + 1  # the first AC table's nibble
     count = len(static.luma.first)
     damaged = bytearray(stream)
@@ -262,6 +277,23 @@ def test_a_valid_version_5_set_loads_and_checks_its_joint_tables(tmp_path):
             load_static_tables("t", tmp_path / name, VERSION_5_KINDS)
 
 
+def test_a_valid_version_6_set_loads_an_other_ac_table_kind_per_start_context(tmp_path):
+    plane_kinds = ("luma", "chroma")
+    joint = np.full((1, tc.ALPHABETS["joint"]), 5, dtype=np.uint8)
+    ac = np.zeros((1, tc.ALPHABETS["first"]), dtype=np.uint8)
+    ac[0, tc.LAST_SLOTS] = 9
+    arrays = {f"{kind}_{plane}": joint if kind == "joint" else ac for kind in VERSION_6_KINDS for plane in plane_kinds}
+    arrays["rest2_chroma"] = np.concatenate([ac, ac])
+    write_set(tmp_path, **arrays)
+    tables = load_static_tables("t", tmp_path, VERSION_6_KINDS)
+    assert len(tables.chroma.rest2) == 2 and len(tables.luma.rest3) == 1 and len(tables.luma.rest) == 0
+    arrays.pop("rest3_luma")
+    (tmp_path / "short").mkdir()
+    write_set(tmp_path / "short", **arrays)
+    with pytest.raises(ModelError, match="lacks 'rest3_luma'"):
+        load_static_tables("t", tmp_path / "short", VERSION_6_KINDS)
+
+
 def test_a_modified_set_file_is_refused(tmp_path):
     write_set(tmp_path, **valid_arrays())
     (tmp_path / "t.npz").write_bytes((tmp_path / "t.npz").read_bytes() + b"\0")
@@ -271,13 +303,17 @@ def test_a_modified_set_file_is_refused(tmp_path):
 
 @settings(max_examples=200, deadline=None)
 @given(
-    seed=st.integers(0, 100_000), kind=st.sampled_from(["joint", "first", "rest"]), scale=st.sampled_from([1, 10, 1000])
+    seed=st.integers(0, 100_000),
+    kind=st.sampled_from(["joint", "first", "rest", "rest0", "rest3"]),
+    scale=st.sampled_from([1, 10, 1000]),
 )
 def test_cheapest_table_is_the_choice_among_the_optimal_and_static_tables(seed, kind, scale):
     """Skipping the optimal table when a static one surely wins never changes the choice,
     and the code bits given with it are the chosen table's."""
     rng = np.random.default_rng(seed)
-    static = get_transform_profile("klt").joint_tables.for_plane(seed % 2)
+    profile = get_transform_profile("klt")
+    version_6 = kind in tc.REST_KINDS[4]
+    static = (profile.context_tables if version_6 else profile.joint_tables).for_plane(seed % 2)
     hist = np.zeros(tc.ALPHABETS[kind], dtype=np.int64)
     used = rng.choice(tc.SLOTS[kind][:40], size=rng.integers(0, 12), replace=False)
     hist[used] = (rng.pareto(1.0, len(used)) * scale).astype(np.int64) + 1
@@ -287,3 +323,13 @@ def test_cheapest_table_is_the_choice_among_the_optimal_and_static_tables(seed, 
     assert ref == expected_ref
     np.testing.assert_array_equal(tc.full_lengths(table, kind), tc.full_lengths(expected, kind))
     assert bits == int(np.dot(hist, tc.full_lengths(table, kind)))
+
+
+@pytest.mark.parametrize("kind", ["joint", "first", "rest", "rest0", "rest3"])
+def test_an_unused_table_is_what_cheapest_table_chooses_for_an_empty_histogram(kind):
+    profile = get_transform_profile("klt")
+    for static in (profile.context_tables.luma, profile.joint_tables.chroma, tc.NO_STATIC):
+        ref, table, bits = tc.cheapest_table(np.zeros(tc.ALPHABETS[kind], dtype=np.int64), kind, static)
+        unused_ref, unused, unused_bits = tc._unused_table(kind, static)
+        assert (unused_ref, unused_bits) == (ref, bits)
+        np.testing.assert_array_equal(tc.full_lengths(unused, kind), tc.full_lengths(table, kind))

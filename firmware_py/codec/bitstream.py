@@ -21,9 +21,10 @@ FORMAT_VERSION = 1
 # Version 1: the seed profile's per-class latents; version 2: the run-length block
 # layout of transform profiles (container_v2.py); version 3: version 2 with a coded scale
 # (half-resolution frames); version 4: version 3 with compact or static Huffman tables;
-# version 5: version 4 with joint DC symbols chosen by neighbour context.
+# version 5: version 4 with joint DC symbols chosen by neighbour context; version 6:
+# version 5 with other-AC tables chosen by where a symbol's run starts.
 # All share the fixed header.
-SUPPORTED_VERSIONS = (1, 2, 3, 4, 5)
+SUPPORTED_VERSIONS = (1, 2, 3, 4, 5, 6)
 MAX_DIMENSION = 65535
 # 64 Mpx bounds what a hostile header can make the decoder allocate (the Pi HQ
 # camera's 4056x3040 frame is 12.3 Mpx).

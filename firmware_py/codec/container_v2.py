@@ -7,7 +7,9 @@ with each plane's tables given by a reference byte: a static table of the profil
 or an explicit table in a compact coding (tablecoding.py; "Format version 4").
 Version 5 is version 4 with blocks coded by joint DC symbols and last-flagged AC symbols
 (jointdc.py): each plane gives three joint DC tables and two AC tables by three
-reference bytes ("Format version 5").
+reference bytes ("Format version 5"). Version 6 is version 5 with four "other" AC tables
+instead of one, chosen by where a symbol's run starts: eight tables by four reference
+bytes ("Format version 6").
 
 Parsing validates every field (CRC first, via the shared header parser) before anything
 downstream allocates or decodes.
@@ -37,10 +39,10 @@ from .statictables import StaticTables
 from .tablecoding import (
     EXPLICIT,
     EXPLICIT_REFS,
-    JOINT_REFS_BYTES,
     JointRefs,
     PlaneStatic,
     TableRefs,
+    joint_refs_bytes,
     joint_tables_size,
     parse_compact,
     segment_tables_size,
@@ -55,8 +57,11 @@ SCALE_BYTES = _SCALE.size
 SCALED_VERSION = 3
 STATIC_TABLE_VERSION = 4
 JOINT_VERSION = 5
+CONTEXT_VERSION = 6
+# Versions with joint DC symbols -> their planes' number of other-AC tables.
+REST_TABLES = {JOINT_VERSION: 1, CONTEXT_VERSION: 4}
 # Versions with per-kind steps and a scale.
-SCALED_VERSIONS = (SCALED_VERSION, STATIC_TABLE_VERSION, JOINT_VERSION)
+SCALED_VERSIONS = (SCALED_VERSION, STATIC_TABLE_VERSION, JOINT_VERSION, CONTEXT_VERSION)
 _REFS = struct.Struct("<B")
 CODED_SCALES = (1, 2)  # resample.FULL, resample.HALF
 _CRC_BYTES = 4
@@ -64,17 +69,17 @@ _CRC_BYTES = 4
 
 @dataclass(frozen=True)
 class PlaneSegmentV2:
-    tables: PlaneTables | JointTables  # version 5: JointTables
+    tables: PlaneTables | JointTables  # versions 5 and 6: JointTables
     payload: bytes
-    refs: TableRefs | JointRefs = EXPLICIT_REFS  # versions 4 and 5: how the stream gives the tables
+    refs: TableRefs | JointRefs = EXPLICIT_REFS  # versions 4 to 6: how the stream gives the tables
 
 
 @dataclass(frozen=True)
 class StreamV2:
-    header: StreamHeader  # version 2: steps = (step,); versions 3 to 5: one step per plane kind
+    header: StreamHeader  # version 2: steps = (step,); versions 3 to 6: one step per plane kind
     rounding_units: int
     planes: tuple[PlaneSegmentV2, ...]
-    scale: int = 1  # coded scale; version 3 to 5 streams store it, version 2 streams are 1
+    scale: int = 1  # coded scale; version 3 to 6 streams store it, version 2 streams are 1
 
     def __post_init__(self) -> None:
         if self.scale not in CODED_SCALES or (self.scale != 1 and self.header.version not in SCALED_VERSIONS):
@@ -86,7 +91,7 @@ class StreamV2:
 
 
 def step_count(header: StreamHeader) -> int:
-    """Steps a stream carries: versions 3 to 5 have one per plane kind, version 2 one in all."""
+    """Steps a stream carries: versions 3 to 6 have one per plane kind, version 2 one in all."""
     if header.version in SCALED_VERSIONS and header.colour is not ColourMode.GRAY:
         return 2
     return 1
@@ -108,7 +113,7 @@ def segment_size(
     tables: PlaneTables | JointTables, payload_bytes: int, refs: TableRefs | JointRefs | None = None
 ) -> int:
     """Bytes a plane segment takes in the stream: with TableRefs a version 4 segment, with
-    JointRefs a version 5 one, without refs one of version 2 or 3."""
+    JointRefs a version 5 or 6 one, without refs one of version 2 or 3."""
     if refs is None:
         table_bytes = len(tables.dc.serialize()) + len(tables.ac.serialize())
     elif isinstance(refs, JointRefs):
@@ -128,8 +133,11 @@ def write_stream(stream: StreamV2) -> bytes:
     parts = [pack_header(stream.header), _ROUNDING.pack(stream.rounding_units)]
     if stream.header.version in SCALED_VERSIONS:
         parts.append(_SCALE.pack(stream.scale))
+    version = stream.header.version
     for plane in stream.planes:
-        if stream.header.version == JOINT_VERSION:
+        if version in REST_TABLES:
+            if len(plane.refs.rest) != REST_TABLES[version]:
+                raise ValueError(f"a version {version} plane has {REST_TABLES[version]} other-AC tables")
             parts += [plane.refs.to_bytes()] + _explicit_joint_compact(plane)
         elif stream.header.version == STATIC_TABLE_VERSION:
             parts += [_REFS.pack(plane.refs.to_byte())] + _explicit_compact(plane)
@@ -146,8 +154,8 @@ def _explicit_compact(plane: PlaneSegmentV2) -> list[bytes]:
 
 
 def _explicit_joint_compact(plane: PlaneSegmentV2) -> list[bytes]:
-    """The compact codings of a version 5 plane's explicit tables, in reference order."""
-    tables = (*plane.tables.joint, plane.tables.first, plane.tables.rest)
+    """The compact codings of a version 5 or 6 plane's explicit tables, in reference order."""
+    tables = (*plane.tables.joint, plane.tables.first, *plane.tables.rest)
     return [serialize_compact(table, kind) for (kind, ref), table in zip(plane.refs.kinds, tables) if ref == EXPLICIT]
 
 
@@ -170,15 +178,18 @@ def _read_tables_v4(
     return PlaneTables(*tables), refs, offset
 
 
-def _read_tables_v5(
-    view: memoryview, offset: int, static: StaticTables | None, index: int
+def _read_joint_tables(
+    view: memoryview, offset: int, static: StaticTables | None, index: int, rest_tables: int
 ) -> tuple[JointTables, JointRefs, int]:
-    """A version 5 plane's three reference bytes and the explicit tables they announce."""
-    if offset + JOINT_REFS_BYTES > len(view):
+    """A version 5 or 6 plane's reference bytes (``rest_tables`` other-AC tables) and the
+    explicit tables they announce."""
+    size = joint_refs_bytes(rest_tables)
+    if offset + size > len(view):
         raise CorruptStreamError(f"stream ends before the table references of plane {index}")
-    refs = JointRefs.from_bytes(bytes(view[offset : offset + JOINT_REFS_BYTES]))
-    tables, offset = _referenced_tables(view, offset + JOINT_REFS_BYTES, static, index, refs.kinds)
-    return JointTables(tuple(tables[:-2]), tables[-2], tables[-1]), refs, offset
+    refs = JointRefs.from_bytes(bytes(view[offset : offset + size]), rest_tables)
+    tables, offset = _referenced_tables(view, offset + size, static, index, refs.kinds)
+    contexts = len(refs.joint)
+    return JointTables(tuple(tables[:contexts]), tables[contexts], tuple(tables[contexts + 1 :])), refs, offset
 
 
 def _referenced_tables(
@@ -202,13 +213,13 @@ def _referenced_tables(
 
 
 def read_stream(data: bytes, static: StaticTables | None) -> StreamV2:
-    """Parse a version 2 to 5 stream. Version 4 and 5 planes may reference static tables
+    """Parse a version 2 to 6 stream. Version 4 to 6 planes may reference static tables
     of ``static``, the set of the profile the header names for the header's version (the
     decoder passes its profile's; None: any static reference is corrupt)."""
     view = memoryview(data)
     header, offset = parse_header(view)
     if header.version not in (2,) + SCALED_VERSIONS:
-        raise CorruptStreamError(f"not a version 2 to 5 stream (version {header.version})")
+        raise CorruptStreamError(f"not a version 2 to 6 stream (version {header.version})")
     if header.class_count != step_count(header):
         raise CorruptStreamError(
             f"a version {header.version} {header.colour.name.lower()} stream has {step_count(header)} steps, "
@@ -231,8 +242,8 @@ def read_stream(data: bytes, static: StaticTables | None) -> StreamV2:
             raise CorruptStreamError(f"coded scale {scale} is not one of {CODED_SCALES}")
     planes = []
     for index in range(len(header.colour.plane_shapes(header.height, header.width))):
-        if header.version == JOINT_VERSION:
-            tables, refs, offset = _read_tables_v5(view[:end], offset, static, index)
+        if header.version in REST_TABLES:
+            tables, refs, offset = _read_joint_tables(view[:end], offset, static, index, REST_TABLES[header.version])
         elif header.version == STATIC_TABLE_VERSION:
             tables, refs, offset = _read_tables_v4(view[:end], offset, static, index)
         else:

@@ -1,7 +1,7 @@
-"""Decoder controller of format version 2 to 5 streams.
+"""Decoder controller of format version 2 to 6 streams.
 
-Container validation -> run-length Huffman decoding (version 5: with joint DC symbols,
-jointdc.py) -> DC levels from their MED
+Container validation -> run-length Huffman decoding (versions 5 and 6: with joint DC
+symbols, jointdc.py) -> DC levels from their MED
 predictions -> restoration (learned, cell-consistent estimate of each block's
 coefficients) -> inverse transform -> reassembly -> learned deblocking of the block
 edges -> learned post-filter of each plane (postfilter.py) -> colour conversion ->
@@ -49,7 +49,7 @@ def decode_levels(segment: container_v2.PlaneSegmentV2, rows: int, cols: int) ->
 
 
 def decode(data: bytes) -> np.ndarray:
-    """Decompress a version 2 to 5 stream to an HxW (gray) or HxWx3 (RGB) uint8 image.
+    """Decompress a version 2 to 6 stream to an HxW (gray) or HxWx3 (RGB) uint8 image.
 
     A version 3 stream at coded scale 2 decodes at half size, then the profile's learned
     upsampler brings it to the header's size (resample.py).

@@ -1,11 +1,12 @@
-"""Encoder controller of transform profiles; it writes format version 5 streams.
+"""Encoder controller of transform profiles; it writes format version 6 streams.
 
 Below the profile's budget threshold the frame is first 2x2-averaged to half
 resolution (resample.py). Per plane: 8x8 blocks -> learned orthonormal transform (one
 64x64 product) -> dead-zone quantization (chroma with a finer step,
 color.CHROMA_STEP_RATIO) -> MED prediction of the DC level -> joint DC symbols (DC size
 and "no AC level", one table per neighbour context) and (zero-run, size, last) Huffman
-symbols, a block's first from its own table (jointdc.py) with per-plane optimal tables, each sent in a compact coding or
+symbols, a block's first from its own table, the others from the table of the index
+where their run starts (jointdc.py), with per-plane optimal tables, each sent in a compact coding or
 replaced by the profile's static table that codes the plane in fewer bits
 (tablecoding.py). With the default (numba) backend, the transform, quantization and AC
 symbol counts are one kernel pass (blockcoder), which computes only coefficients that
@@ -59,6 +60,8 @@ class TransformedFrame:
     width: int
     planes: tuple[blockcoder.BlockCoefficients, ...]
     scale: int = resample.FULL
+    # The stream version coded: 6, or 5 (the tools that measure or train version 5).
+    version: int = container_v2.CONTEXT_VERSION
 
 
 @dataclass(frozen=True)
@@ -102,16 +105,24 @@ def quantize_plane(
     step: float,
     rounding: float,
     static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
+    version: int = container_v2.CONTEXT_VERSION,
 ) -> QuantizedPlane:
-    """Levels, DC residuals, tables and exact payload size of a plane at ``step``; the
-    symbols are counted once, here, and the counts reused for packing and for choosing
-    each table among the plane's optimal one and the ``static`` ones."""
+    """Levels, DC residuals, tables and exact payload size of a plane at ``step`` coded
+    as ``version`` (5 or 6); the symbols are counted once, here, and the counts reused
+    for packing and for choosing each table among the plane's optimal one and the
+    ``static`` ones."""
     if isinstance(plane, PlaneCoefficients):
         plane = blockcoder.BlockCoefficients.complete(plane.rows, plane.cols, plane.coefficients)
     quantized = plane.quantize(step, rounding)
     dc_residuals = prediction.dc_residuals(quantized.dc_levels, plane.rows, plane.cols)
     counts = jointdc.plane_counts(
-        dc_residuals, quantized.levels, quantized.last_nonzero, plane.cols, quantized.ac_hist, quantized.ac_extra_bits
+        dc_residuals,
+        quantized.levels,
+        quantized.last_nonzero,
+        plane.cols,
+        quantized.ac_hist,
+        quantized.ac_extra_bits,
+        container_v2.REST_TABLES[version],
     )
     refs, tables, code_bits = tablecoding.choose_joint_tables(counts, static)
     bits = counts.extra_bits + code_bits
@@ -128,15 +139,15 @@ def stream_steps(frame: TransformedFrame, quality: float) -> tuple[float, ...]:
 
 def _header(frame: TransformedFrame, steps: tuple[float, ...]) -> StreamHeader:
     p = frame.profile
-    version = container_v2.JOINT_VERSION
+    version = frame.version
     return StreamHeader(p.profile_id, frame.colour, frame.width, frame.height, p.stream_fingerprint(version), steps, version)
 
 
 def quantize_frame(frame: TransformedFrame, quality: float) -> tuple[tuple[float, ...], list[QuantizedPlane]]:
     steps = stream_steps(frame, quality)
-    rounding, static = frame.profile.rounding, frame.profile.joint_tables
+    rounding, static = frame.profile.rounding, frame.profile.static_set(frame.version)
     return steps, [
-        quantize_plane(p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i))
+        quantize_plane(p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i), frame.version)
         for i, p in enumerate(frame.planes)
     ]
 

@@ -19,7 +19,15 @@ own table: its run is the position of the first level, which a later symbol's is
 Blocks with AC levels cluster (edges, texture), so the joint symbol of block b is coded
 with the table of its *context*: 0, 1 or 2, how many of its left and upper neighbours
 (same plane, raster order; outside the plane counts as empty) are not empty. The decoder
-knows both when it reaches b. A plane thus has 3 joint DC tables and 2 AC tables.
+knows both when it reaches b. A version 5 plane thus has 3 joint DC tables and 2 AC tables.
+
+Version 6 codes the same symbols, but a block's other AC symbols (all but its first)
+with one of 4 tables chosen by the coefficient index where the symbol's run *starts*
+(the index after the block's previous level, or after the previous ZRL: the decoder's
+position): under 4, 4-9, 10-23, 24 and up (REST_CONTEXT_EDGES). Symbols early in a block
+are mostly short runs of big levels, late ones long runs of +-1, which one table codes
+badly. A plane's syntax is named by its number of other-AC tables (1: version 5, 4:
+version 6); the kernels take it as a 64-entry table of the context of each start index.
 
 The kernels follow runlength.py's rules: the wrappers check shapes, the count and pack
 kernels check every value they code, and the unpack kernel bounds every read by the
@@ -84,23 +92,36 @@ UNPACK_NO_LAST = UNPACK_RUN_PAST_BLOCK + 1
 _MESSAGES = {**UNPACK_MESSAGES, UNPACK_NO_LAST: "a block with AC levels ends without a last-flagged level"}
 
 
+# Number of other-AC tables of a plane -> the start indices where each context after the
+# first begins: version 5 has one table, version 6 four.
+REST_CONTEXT_EDGES = {1: (), 4: (4, 10, 24)}
+
+
+def start_contexts(rest_tables: int) -> np.ndarray:
+    """(64,) int64: the other-AC context of a symbol whose run starts at each index."""
+    if rest_tables not in REST_CONTEXT_EDGES:
+        raise ValueError(f"a plane has {' or '.join(map(str, REST_CONTEXT_EDGES))} other-AC tables, not {rest_tables}")
+    return np.searchsorted(REST_CONTEXT_EDGES[rest_tables], np.arange(BLOCK_PIXELS), side="right").astype(np.int64)
+
+
 @dataclass(frozen=True)
 class JointTables:
-    """The Huffman tables of a version 5 plane: the joint DC table of each context, the
-    table of each block's first AC symbol and that of its other AC symbols."""
+    """The Huffman tables of a version 5 or 6 plane: the joint DC table of each context,
+    the table of each block's first AC symbol and those of its other AC symbols (one in
+    version 5, one per start context in version 6)."""
 
     joint: tuple[HuffmanTable, ...]  # CONTEXTS tables
     first: HuffmanTable
-    rest: HuffmanTable
+    rest: tuple[HuffmanTable, ...]  # a key of REST_CONTEXT_EDGES tables
 
 
 @dataclass(frozen=True)
 class JointCounts:
-    """What a version 5 plane's tables are built from and its payload is sized by."""
+    """What a version 5 or 6 plane's tables are built from and its payload is sized by."""
 
     joint: np.ndarray  # (CONTEXTS, JOINT_ALPHABET) int64: joint DC symbols per context
     first: np.ndarray  # (LAST_ALPHABET,) int64: the first AC symbol of each block that is not empty
-    rest: np.ndarray  # (LAST_ALPHABET,) int64: their other AC symbols
+    rest: np.ndarray  # (rest tables, LAST_ALPHABET) int64: their other AC symbols per start context
     extra_bits: int  # DC and AC extra bits
 
 
@@ -136,63 +157,64 @@ def _count_kernel(dc_residuals, last_nonzero, contexts, joint_hist):
     return extra
 
 
-_SPLIT_BAD_LAST = 1
-_SPLIT_BAD_HISTOGRAM = 2
-_SPLIT_MESSAGES = {
-    _SPLIT_BAD_LAST: "a last non-zero index is not on the block's last non-zero level, or a level is too big",
-    _SPLIT_BAD_HISTOGRAM: "the AC histogram does not count the levels' symbols",
+_COUNT_BAD_LAST = -1
+_COUNT_BAD_LEVEL = -2
+_COUNT_MESSAGES = {
+    _COUNT_BAD_LAST: "a last non-zero index is outside the block or not on a non-zero level",
+    _COUNT_BAD_LEVEL: "a level is too big to code",
 }
 
 
 @numba.njit(cache=True)
-def _split_ac_kernel(levels, last_nonzero, ac_hist, hists):
-    """The version 5 AC counts, ``hists[0]`` of the first symbols and ``hists[1]`` of the
-    others (zeros on entry), from runlength's AC histogram ``ac_hist`` of the levels:
-    its EOBs dropped, each non-empty block's last symbol plus LAST, and its first symbol
-    moved to ``hists[0]``. Only the levels around a block's first and last non-zero ones
-    are read. 0, or _SPLIT_BAD_LAST (a last index outside the block or not on a non-zero
-    level, a level too big) or _SPLIT_BAD_HISTOGRAM (a count goes negative)."""
-    first_hist, rest_hist = hists[0], hists[1]
-    for symbol in range(ac_hist.shape[0]):
-        if symbol != EOB:
-            rest_hist[symbol] = ac_hist[symbol]
+def _ac_count_kernel(levels, last_nonzero, start_context, first_hist, rest_hists):
+    """Count every non-empty block's AC symbols (zeros on entry): its first in
+    ``first_hist``, the others in the row of ``rest_hists`` of the context of the index
+    where their run starts; only coefficients 1..last of those blocks are read. The AC
+    extra bits, or _COUNT_BAD_LAST / _COUNT_BAD_LEVEL (negative)."""
     k = levels.shape[1]
+    extra = 0
     for b in range(levels.shape[0]):
         last = last_nonzero[b]
         if last == 0:
             continue
         if not 0 < last < k or levels[b, last] == 0:
-            return _SPLIT_BAD_LAST
-        size = size_category(levels[b, last])
-        if size > MAX_SIZE:
-            return _SPLIT_BAD_LAST
-        previous = last - 1
-        while previous > 0 and levels[b, previous] == 0:
-            previous -= 1
-        symbol = ((last - previous - 1) % (MAX_RUN + 1)) * 16 + size
-        rest_hist[symbol] -= 1
-        rest_hist[LAST + symbol] += 1
+            return _COUNT_BAD_LAST
+        first = True
         start = 1
-        while levels[b, start] == 0:
-            start += 1
-        if start - 1 > MAX_RUN:
-            symbol = ZRL
-        else:
-            symbol = (start - 1) * 16 + size_category(levels[b, start]) + (LAST if start == last else 0)
-        rest_hist[symbol] -= 1
-        first_hist[symbol] += 1
-    for symbol in range(rest_hist.shape[0]):
-        if rest_hist[symbol] < 0:
-            return _SPLIT_BAD_HISTOGRAM
-    return 0
+        for j in range(1, last + 1):
+            v = levels[b, j]
+            if v == 0:
+                continue
+            while j - start > MAX_RUN:
+                if first:
+                    first_hist[ZRL] += 1
+                    first = False
+                else:
+                    rest_hists[start_context[start], ZRL] += 1
+                start += MAX_RUN + 1
+            size = size_category(v)
+            if size > MAX_SIZE:
+                return _COUNT_BAD_LEVEL
+            symbol = (j - start) * 16 + size + (LAST if j == last else 0)
+            if first:
+                first_hist[symbol] += 1
+                first = False
+            else:
+                rest_hists[start_context[start], symbol] += 1
+            extra += size
+            start = j + 1
+    return extra
 
 
 @numba.njit(cache=True)
-def _pack_kernel(dc_residuals, levels, last_nonzero, contexts, joint_codes, joint_lengths, ac_codes, ac_lengths, out):
+def _pack_kernel(
+    dc_residuals, levels, last_nonzero, contexts, start_context, joint_codes, joint_lengths, ac_codes, ac_lengths, out
+):
     """Write the blocks into ``out``, which ends MAX_BLOCK_BYTES past the expected payload;
     ``ac_codes`` and ``ac_lengths`` hold the first-symbol table in row 0 and the other
-    in row 1. The bytes written, or -1 (a value too big to code, a last non-zero index
-    outside the block or not on a non-zero level, or more bits than expected)."""
+    AC table of start context c in row 1 + c. The bytes written, or -1 (a value too big
+    to code, a last non-zero index outside the block or not on a non-zero level, or more
+    bits than expected)."""
     pos, acc, held = 0, 0, 0
     k = levels.shape[1]
     for b in range(levels.shape[0]):
@@ -210,33 +232,45 @@ def _pack_kernel(dc_residuals, levels, last_nonzero, contexts, joint_codes, join
         code = (joint_codes[context, symbol] << size) | coded_extra_bits(r, size)
         pos, acc, held = put_bits(out, pos, acc, held, code, joint_lengths[context, symbol] + size)
         table = 0
-        run = 0
+        start = 1  # where the next symbol's run starts
         for j in range(1, last + 1):
             v = levels[b, j]
             if v == 0:
-                run += 1
                 continue
-            while run > MAX_RUN:
+            while j - start > MAX_RUN:
                 pos, acc, held = put_bits(out, pos, acc, held, ac_codes[table, ZRL], ac_lengths[table, ZRL])
-                table = 1
-                run -= MAX_RUN + 1
+                start += MAX_RUN + 1
+                table = 1 + start_context[start]
             size = size_category(v)
             if size > MAX_SIZE:
                 return -1
-            symbol = run * 16 + size + (LAST if j == last else 0)
+            symbol = (j - start) * 16 + size + (LAST if j == last else 0)
             code = (ac_codes[table, symbol] << size) | coded_extra_bits(v, size)
             pos, acc, held = put_bits(out, pos, acc, held, code, ac_lengths[table, symbol] + size)
-            table = 1
-            run = 0
+            start = j + 1
+            if start < k:
+                table = 1 + start_context[start]
     return flush_bits(out, pos, acc, held)
 
 
 @numba.njit(cache=True)
 def _unpack_kernel(
-    data, cols, joint_counts, joint_first, joint_symbols, ac_counts, ac_first, ac_symbols, dc_residuals, levels, flags
+    data,
+    cols,
+    start_context,
+    joint_counts,
+    joint_first,
+    joint_symbols,
+    ac_counts,
+    ac_first,
+    ac_symbols,
+    dc_residuals,
+    levels,
+    flags,
 ):
     """Decode every block; ``flags[b]`` is set to 1 for a block with AC levels; the AC
-    arrays hold the first-symbol table in row 0, the other in row 1. (status, bit position)."""
+    arrays hold the first-symbol table in row 0, the other AC table of start context c
+    in row 1 + c (``start_context``: 64 entries). (status, bit position)."""
     nbits = data.shape[0] * 8
     k = levels.shape[1]
     pos = 0
@@ -270,7 +304,6 @@ def _unpack_kernel(
             symbol, pos, status = decode_symbol(data, pos, nbits, ac_counts[table], ac_first[table], ac_symbols[table])
             if status != STATUS_OK:
                 return status, pos
-            table = 1
             # check_tables admits only ZRL and symbols of size 1..MAX_SIZE.
             run = MAX_RUN + 1 if symbol == ZRL else (symbol >> 4) & 15
             size = symbol & 15
@@ -286,6 +319,8 @@ def _unpack_kernel(
                 if symbol >= LAST:
                     ended = True
                     break
+            if j < k:  # the next symbol's run starts at j
+                table = 1 + start_context[j]
         if not ended:
             return UNPACK_NO_LAST, pos
     return STATUS_OK, pos
@@ -324,11 +359,13 @@ def plane_counts(
     cols: int,
     ac_hist: np.ndarray,
     ac_extra_bits: int,
+    rest_tables: int = 1,
 ) -> JointCounts:
-    """The version 5 counts of a plane from what the quantizer gives (blockcoder.PlaneLevels):
-    the joint DC symbols are counted here; runlength's AC histogram loses its EOBs, which
-    version 5 does not send, and the first and last symbols of the blocks are read from
-    the levels to split it into the first-symbol and the other counts."""
+    """The version 5 (``rest_tables`` 1) or 6 (4) counts of a plane from what the quantizer
+    gives (blockcoder.PlaneLevels): the joint DC symbols and the AC symbols of the blocks
+    with AC levels are counted here, the latter by reading each such block up to its last
+    level; runlength's AC histogram and extra bits of the same levels must agree with
+    them (less the EOBs, which these versions do not send), which checks the last indices."""
     dc_residuals, levels = check_levels(dc_residuals, levels)
     if np.shape(ac_hist) != (AC_ALPHABET,):
         raise ValueError(f"expected an ({AC_ALPHABET},) AC histogram")
@@ -339,25 +376,34 @@ def plane_counts(
     dc_extra = _count_kernel(dc_residuals, last_nonzero, block_contexts(last_nonzero, cols), joint_hist)
     if dc_extra < 0:
         raise ValueError(TOO_BIG_MESSAGE)
-    hists = np.zeros((2, LAST_ALPHABET), dtype=np.int64)
-    status = _split_ac_kernel(levels, last_nonzero, np.ascontiguousarray(ac_hist, dtype=np.int64), hists)
-    if status:
-        raise ValueError(_SPLIT_MESSAGES[status])
-    return JointCounts(joint_hist, hists[0], hists[1], int(dc_extra) + int(ac_extra_bits))
+    first = np.zeros(LAST_ALPHABET, dtype=np.int64)
+    rest = np.zeros((rest_tables, LAST_ALPHABET), dtype=np.int64)
+    ac_extra = _ac_count_kernel(levels, last_nonzero, start_contexts(rest_tables), first, rest)
+    if ac_extra < 0:
+        raise ValueError(_COUNT_MESSAGES[ac_extra])
+    folded = first + rest.sum(axis=0)
+    expected = np.array(ac_hist, dtype=np.int64)
+    expected[EOB] = 0
+    if ac_extra != ac_extra_bits or not np.array_equal(folded[:AC_ALPHABET] + folded[AC_ALPHABET:], expected):
+        raise ValueError("the levels up to their last non-zero indices do not have the AC histogram's symbols")
+    return JointCounts(joint_hist, first, rest, int(dc_extra) + int(ac_extra))
 
 
-def symbol_counts(dc_residuals: np.ndarray, levels: np.ndarray, cols: int) -> JointCounts:
-    """The version 5 counts of a plane's DC residuals and (n, 64) levels, ``cols`` blocks a row."""
+def symbol_counts(dc_residuals: np.ndarray, levels: np.ndarray, cols: int, rest_tables: int = 1) -> JointCounts:
+    """The version 5 (``rest_tables`` 1) or 6 (4) counts of a plane's DC residuals and
+    (n, 64) levels, ``cols`` blocks a row."""
     dc_residuals, levels = check_levels(dc_residuals, levels)
     _, ac_hist, ac_extra = plane_symbol_counts(np.zeros_like(dc_residuals), levels)
-    return plane_counts(dc_residuals, levels, last_nonzero_indices(levels), cols, ac_hist, ac_extra)
+    return plane_counts(dc_residuals, levels, last_nonzero_indices(levels), cols, ac_hist, ac_extra, rest_tables)
 
 
 def payload_bits(counts: JointCounts, tables: JointTables) -> int:
     """Exact payload size in bits of ``counts`` coded with ``tables``; ValueError if a
     counted symbol has no code."""
-    joint = sum(code_bits(hist, table) for hist, table in zip(counts.joint, tables.joint))
-    return counts.extra_bits + joint + code_bits(counts.first, tables.first) + code_bits(counts.rest, tables.rest)
+    if len(counts.rest) != len(tables.rest):
+        raise ValueError(f"{len(counts.rest)} other-AC histograms for {len(tables.rest)} tables")
+    pairs = [*zip(counts.joint, tables.joint), (counts.first, tables.first), *zip(counts.rest, tables.rest)]
+    return counts.extra_bits + sum(code_bits(hist, table) for hist, table in pairs)
 
 
 def _stacked_encoder_arrays(tables, alphabet: int) -> tuple[np.ndarray, np.ndarray]:
@@ -383,13 +429,14 @@ def pack(
     _check_grid(n, cols)
     last_nonzero = last_nonzero_indices(levels) if last_nonzero is None else _check_last_nonzero(last_nonzero, n)
     if counts is None:
-        counts = symbol_counts(dc_residuals, levels, cols)
+        counts = symbol_counts(dc_residuals, levels, cols, len(tables.rest))
     size = ((payload_bits(counts, tables) if bits is None else bits) + 7) // 8
     out = np.zeros(size + MAX_BLOCK_BYTES, dtype=np.uint8)
     joint_arrays = _stacked_encoder_arrays(tables.joint, JOINT_ALPHABET)
-    ac_arrays = _stacked_encoder_arrays((tables.first, tables.rest), LAST_ALPHABET)
+    ac_arrays = _stacked_encoder_arrays((tables.first, *tables.rest), LAST_ALPHABET)
     contexts = block_contexts(last_nonzero, cols)
-    if _pack_kernel(dc_residuals, levels, last_nonzero, contexts, *joint_arrays, *ac_arrays, out) != size:
+    starts = start_contexts(len(tables.rest))
+    if _pack_kernel(dc_residuals, levels, last_nonzero, contexts, starts, *joint_arrays, *ac_arrays, out) != size:
         raise ValueError("the levels do not match their symbol counts or last non-zero indices")
     return out[:size].tobytes()
 
@@ -401,11 +448,13 @@ _AC_SYMBOL[AC_SYMBOLS] = True
 def check_tables(tables: JointTables) -> None:
     """Reject tables whose symbols the block syntax cannot have (before any kernel runs)."""
     if len(tables.joint) != CONTEXTS:
-        raise CorruptStreamError(f"a version 5 plane has {CONTEXTS} joint DC tables, not {len(tables.joint)}")
+        raise CorruptStreamError(f"a version 5 or 6 plane has {CONTEXTS} joint DC tables, not {len(tables.joint)}")
+    if len(tables.rest) not in REST_CONTEXT_EDGES:
+        raise CorruptStreamError(f"a plane has 1 or 4 other-AC tables, not {len(tables.rest)}")
     for table in tables.joint:
         if len(table.lengths) and (table.min_symbol < 0 or table.min_symbol + len(table.lengths) > JOINT_ALPHABET):
             raise CorruptStreamError(f"joint DC table covers symbols outside 0..{JOINT_ALPHABET - 1}")
-    for table in (tables.first, tables.rest):
+    for table in (tables.first, *tables.rest):
         if len(table.lengths) and (table.min_symbol < 0 or table.min_symbol + len(table.lengths) > LAST_ALPHABET):
             raise CorruptStreamError(f"AC table covers symbols outside 0..{LAST_ALPHABET - 1}")
         if not _AC_SYMBOL[np.flatnonzero(table.lengths) + table.min_symbol].all():
@@ -438,8 +487,9 @@ def unpack(payload: bytes, rows: int, cols: int, tables: JointTables) -> tuple[n
     status, pos = _unpack_kernel(
         data,
         max(cols, 1),
+        start_contexts(len(tables.rest)),
         *_stacked_decoder_arrays(tables.joint, JOINT_ALPHABET),
-        *_stacked_decoder_arrays((tables.first, tables.rest), LAST_ALPHABET),
+        *_stacked_decoder_arrays((tables.first, *tables.rest), LAST_ALPHABET),
         dc_residuals,
         levels,
         flags,
@@ -454,24 +504,36 @@ def _bits_of(value: int, size: int) -> str:
     return format(value, f"0{size}b") if size else ""
 
 
-def block_ac_symbols_reference(row: np.ndarray) -> list[tuple[int, int, int]]:
-    """(symbol, extra bits value, size) of a block's AC symbols in version 5: runlength's
-    without the EOB, the last level's symbol plus LAST."""
+def block_ac_symbols_reference(row: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """(symbol, extra bits value, size, start) of a block's AC symbols in versions 5 and
+    6: runlength's without the EOB, the last level's symbol plus LAST; ``start`` is the
+    index where the symbol's run starts."""
     symbols = [(symbol, value, size) for _, symbol, value, size in block_symbols_reference(0, row)[1:]]
     if symbols and symbols[-1][0] == EOB:
         symbols.pop()
     if symbols:
         symbol, value, size = symbols[-1]
         symbols[-1] = (symbol + LAST, value, size)
-    return symbols
+    out, start = [], 1
+    for symbol, value, size in symbols:
+        out.append((symbol, value, size, start))
+        start += MAX_RUN + 1 if symbol == ZRL else ((symbol >> 4) & 15) + 1
+    return out
+
+
+def rest_context_reference(start: int, rest_tables: int) -> int:
+    """The other-AC context of a symbol whose run starts at ``start``, for tests."""
+    return sum(start >= edge for edge in REST_CONTEXT_EDGES[rest_tables])
 
 
 def pack_reference(dc_residuals: np.ndarray, levels: np.ndarray, cols: int, tables: JointTables) -> bytes:
     """Plain-Python bit writer, for tests of :func:`pack`: runlength's block symbols with
     the DC symbol joined to the empty flag, the EOB left out, the last level flagged,
-    and the first AC symbol of a block from the first-symbol table."""
+    the first AC symbol of a block from the first-symbol table and the others from the
+    other-AC table of the context of their start."""
     joint = [encoder_arrays(table, JOINT_ALPHABET) for table in tables.joint]
-    ac = [encoder_arrays(table, LAST_ALPHABET) for table in (tables.first, tables.rest)]
+    first = encoder_arrays(tables.first, LAST_ALPHABET)
+    rest = [encoder_arrays(table, LAST_ALPHABET) for table in tables.rest]
     empty = [not np.any(row[1:]) for row in levels]
     bits = []
     for b, row in enumerate(levels):
@@ -481,8 +543,8 @@ def pack_reference(dc_residuals: np.ndarray, levels: np.ndarray, cols: int, tabl
         _, _, value, size = block_symbols_reference(int(dc_residuals[b]), row)[0]
         symbol = 2 * size + int(empty[b])
         bits += [_bits_of(int(codes[symbol]), int(lengths[symbol])), _bits_of(value, size)]
-        for i, (symbol, value, size) in enumerate(block_ac_symbols_reference(row)):
-            codes, lengths = ac[min(i, 1)]
+        for i, (symbol, value, size, start) in enumerate(block_ac_symbols_reference(row)):
+            codes, lengths = first if i == 0 else rest[rest_context_reference(start, len(rest))]
             bits += [_bits_of(int(codes[symbol]), int(lengths[symbol])), _bits_of(value, size)]
     stream = "".join(bits)
     stream += "0" * (-len(stream) % 8)
@@ -507,7 +569,6 @@ def unpack_reference(payload: bytes, rows: int, cols: int, tables: JointTables) 
         j, table, ended = 1, tables.first, False
         while j < BLOCK_PIXELS and not ended:
             s = reader.symbol(table)
-            table = tables.rest
             run, size = (MAX_RUN + 1, 0) if s == ZRL else ((s >> 4) & 15, s & 15)
             if j + run >= BLOCK_PIXELS:
                 raise reader.fail(UNPACK_RUN_PAST_BLOCK)
@@ -516,6 +577,7 @@ def unpack_reference(payload: bytes, rows: int, cols: int, tables: JointTables) 
                 levels[b, j] = reader.signed(size)
                 j += 1
                 ended = s >= LAST
+            table = tables.rest[rest_context_reference(j, len(tables.rest))]
         if not ended:
             raise reader.fail(UNPACK_NO_LAST)
     reader.finish()

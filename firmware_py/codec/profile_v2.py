@@ -13,23 +13,23 @@ import hashlib
 from dataclasses import dataclass
 
 from .blocking import BLOCK_PIXELS
-from .container_v2 import JOINT_VERSION, SCALED_VERSION, STATIC_TABLE_VERSION
+from .container_v2 import CONTEXT_VERSION, JOINT_VERSION, SCALED_VERSION, STATIC_TABLE_VERSION
 from .errors import ModelError, QpvError
 from .models import LinearAutoencoder, load_autoencoder, load_manifest
 from .profiles import MAX_QUALITY, MIN_QUALITY
 from .resample import HalfResolution, load_half_resolution
 from .postfilter import PostFilter, load_postfilter
 from .restoration import RestorationModel, load_restoration
-from .statictables import VERSION_5_KINDS, StaticTables, load_static_tables
+from .statictables import VERSION_5_KINDS, VERSION_6_KINDS, StaticTables, load_static_tables
 
 FORMAT_VERSION = 2
 # Stream versions these profiles read: 2 (earlier encoders) and 3 (format 2 plus one step
 # per plane kind and a coded scale; resample.py), 4 (3 with compact or static Huffman
-# tables; tablecoding.py) and 5 (4 with joint DC symbols; jointdc.py), the only one
-# their encoder writes.
-STREAM_VERSIONS = (FORMAT_VERSION, SCALED_VERSION, STATIC_TABLE_VERSION, JOINT_VERSION)
+# tables; tablecoding.py), 5 (4 with joint DC symbols; jointdc.py) and 6 (5 with other-AC
+# tables by start context), the only one their encoder writes.
+STREAM_VERSIONS = (FORMAT_VERSION, SCALED_VERSION, STATIC_TABLE_VERSION, JOINT_VERSION, CONTEXT_VERSION)
 # What the fingerprint of a version that names a static table set hashes with the set.
-_SET_NAMES = {STATIC_TABLE_VERSION: b"static:", JOINT_VERSION: b"joint-static:"}
+_SET_NAMES = {STATIC_TABLE_VERSION: b"static:", JOINT_VERSION: b"joint-static:", CONTEXT_VERSION: b"context-static:"}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,7 @@ class TransformProfile:
     # restoration, so no fingerprint names it.
     postfilter: PostFilter | None = None
     joint_tables: StaticTables | None = None  # static Huffman tables of version 5 streams
+    context_tables: StaticTables | None = None  # and of version 6 streams
 
     @property
     def fingerprint(self) -> bytes:
@@ -58,12 +59,13 @@ class TransformProfile:
 
     def static_set(self, version: int) -> StaticTables | None:
         """The static table set planes of a ``version`` stream may reference."""
-        return self.joint_tables if version == JOINT_VERSION else self.static_tables
+        sets = {JOINT_VERSION: self.joint_tables, CONTEXT_VERSION: self.context_tables}
+        return sets.get(version, self.static_tables)
 
     def stream_fingerprint(self, version: int) -> bytes:
         """The header's fingerprint: version 3 streams name the upsampler too, if any, and
-        version 4 and 5 streams also their static table set (always hashed, with a
-        version's own prefix, so that the fingerprints of versions 3, 4 and 5 differ)."""
+        version 4 to 6 streams also their static table set (always hashed, with a
+        version's own prefix, so that the fingerprints of versions 3 to 6 differ)."""
         if version in _SET_NAMES:
             tables = self.static_set(version)
             sha256 = tables.sha256 if tables is not None else ""
@@ -113,7 +115,8 @@ def _bind(name: str, entry: dict) -> TransformProfile:
     static = load_static_tables(entry["static_tables"]) if "static_tables" in entry else None
     filtering = load_postfilter(entry["postfilter"]) if "postfilter" in entry else None
     joint = load_static_tables(entry["joint_tables"], None, VERSION_5_KINDS) if "joint_tables" in entry else None
+    context = load_static_tables(entry["context_tables"], None, VERSION_6_KINDS) if "context_tables" in entry else None
     return TransformProfile(
-        name, int(entry["id"]), basis, restoration, base_step, rounding, half, static, filtering, joint
+        name, int(entry["id"]), basis, restoration, base_step, rounding, half, static, filtering, joint, context
     )
 

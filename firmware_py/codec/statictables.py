@@ -1,13 +1,15 @@
-"""A transform profile's trained static Huffman tables (format versions 4 and 5).
+"""A transform profile's trained static Huffman tables (format versions 4 to 6).
 
-A version 4 or 5 plane may reference one of these instead of sending its table
+A version 4, 5 or 6 plane may reference one of these instead of sending its table
 (tablecoding.py). A set is trained offline on the training split (export/
 train_tables.py) and stored as an npz of code lengths over whole alphabets, one array
 per (table kind, plane kind), each (k, alphabet) uint8 with k <= 15: a version 4 set
 has ``dc_luma``, ``ac_luma``, ``dc_chroma``, ``ac_chroma``; a version 5 set
 ``joint_luma``, ``first_luma``, ``rest_luma`` and the same for chroma (its AC tables
-are over version 5's alphabet with the last flag, so they differ from version 4's). The two are separate
-artifacts, so that retraining the version 5 set keeps version 4 streams decodable. Every
+are over version 5's alphabet with the last flag, so they differ from version 4's); a
+version 6 set ``joint_luma``, ``first_luma``, ``rest0_luma`` .. ``rest3_luma`` (the other
+AC tables of each start context) and the same for chroma. The three are separate
+artifacts, so that retraining one set keeps the streams of the other versions decodable. Every
 table is validated on load (lengths, Kraft inequality, symbols the block syntax can
 have), so a damaged or foreign file is a ModelError, never a wrong decode.
 """
@@ -26,12 +28,13 @@ from .models import artifact_cache, manifest_artifact
 from .jointdc import CONTEXTS, JointTables
 from .jointdc import check_tables as check_joint_tables
 from .runlength import PlaneTables, check_tables
-from .tablecoding import ALPHABETS, MAX_STATIC_TABLES, PlaneStatic, table_from_lengths
+from .tablecoding import ALPHABETS, MAX_STATIC_TABLES, REST_KINDS, PlaneStatic, table_from_lengths
 
 KIND = "static-huffman-tables"
 PLANE_KINDS = ("luma", "chroma")
 VERSION_4_KINDS = ("dc", "ac")  # table kinds of a version 4 set
-VERSION_5_KINDS = ("joint", "first", "rest")  # and of a version 5 set
+VERSION_5_KINDS = ("joint", "first", "rest")  # of a version 5 set
+VERSION_6_KINDS = ("joint", "first", *REST_KINDS[4])  # and of a version 6 set
 
 
 @dataclass(frozen=True)
@@ -60,9 +63,9 @@ def check_lengths(lengths: np.ndarray, table_kind: str, what: str) -> None:
     table, empty = table_from_lengths(lengths), HuffmanTable.empty()
     try:
         if table_kind == "joint":
-            check_joint_tables(JointTables((table,) * CONTEXTS, empty, empty))
-        elif table_kind in VERSION_5_KINDS:
-            check_joint_tables(JointTables((empty,) * CONTEXTS, table, table))
+            check_joint_tables(JointTables((table,) * CONTEXTS, empty, (empty,)))
+        elif table_kind in VERSION_5_KINDS + VERSION_6_KINDS:
+            check_joint_tables(JointTables((empty,) * CONTEXTS, table, (table,)))
         else:
             check_tables(PlaneTables(table, empty) if table_kind == "dc" else PlaneTables(empty, table))
     except CorruptStreamError as exc:

@@ -1,6 +1,7 @@
 """How a format version 4 plane gives its DC and AC Huffman tables, and a version 5
 plane its three joint DC tables and two AC tables (first AC symbol of a block, and the
-others; docs/FORMAT.md, "Format version 4" and "Format version 5").
+others), and a version 6 plane the same with four "other" AC tables, one per start
+context (docs/FORMAT.md, "Format version 4", "Format version 5" and "Format version 6").
 
 At quick-preview rates the version 1 table format (4 bytes + one nibble per symbol slot
 of the range, ~125 bytes for an AC table) is several per cent of a stream. Version 4
@@ -44,15 +45,24 @@ AC_SLOTS = np.array(
 )
 JOINT_SLOTS = np.arange(JOINT_ALPHABET, dtype=np.int64)
 LAST_SLOTS = np.array([ZRL] + [s + last for s in AC_SLOTS[2:].tolist() for last in (0, LAST)], dtype=np.int64)
+# The kinds of a plane's other-AC tables by their number: version 5's one, and version
+# 6's one per start context (jointdc.REST_CONTEXT_EDGES), each with its own static tables.
+REST_KINDS = {1: ("rest",), 4: ("rest0", "rest1", "rest2", "rest3")}
 # Table kinds: version 4's DC and AC; version 5's joint DC, and AC tables of the first
-# symbol of a block ("first") and of its other symbols ("rest"), over one alphabet.
-SLOTS = {"dc": DC_SLOTS, "ac": AC_SLOTS, "joint": JOINT_SLOTS, "first": LAST_SLOTS, "rest": LAST_SLOTS}
+# symbol of a block ("first") and of its other symbols ("rest"), over one alphabet;
+# version 6's other-AC tables of each start context.
+SLOTS = {
+    "dc": DC_SLOTS,
+    "ac": AC_SLOTS,
+    "joint": JOINT_SLOTS,
+    "first": LAST_SLOTS,
+    **{kind: LAST_SLOTS for kinds in REST_KINDS.values() for kind in kinds},
+}
 ALPHABETS = {
     "dc": DC_ALPHABET,
     "ac": AC_ALPHABET,
     "joint": JOINT_ALPHABET,
-    "first": LAST_ALPHABET,
-    "rest": LAST_ALPHABET,
+    **{kind: LAST_ALPHABET for kind in SLOTS if kind not in ("dc", "ac", "joint")},
 }
 # Bits of the slot count n: 8, or as many as the kind's slot count needs.
 COUNT_BITS = {kind: max(8, len(slots).bit_length()) for kind, slots in SLOTS.items()}
@@ -91,39 +101,51 @@ class TableRefs:
 
 @dataclass(frozen=True)
 class JointRefs:
-    """The references of a version 5 plane's tables: a joint DC table per context, then
-    the first-symbol and the other AC table; in the stream three bytes, one nibble each
-    in that order (high nibble first), and a zero nibble."""
+    """The references of a version 5 or 6 plane's tables: a joint DC table per context,
+    then the first-symbol AC table and the other AC tables (version 5: one, version 6: one
+    per start context); in the stream one nibble each in that order, high nibble first,
+    in whole bytes (version 5: three bytes, the last nibble zero; version 6: four)."""
 
     joint: tuple[int, ...] = (EXPLICIT,) * CONTEXTS
     first: int = EXPLICIT
-    rest: int = EXPLICIT
+    rest: tuple[int, ...] = (EXPLICIT,)
 
     def __post_init__(self) -> None:
         if len(self.joint) != CONTEXTS:
             raise ValueError(f"expected {CONTEXTS} joint DC table references, got {len(self.joint)}")
-        for ref in (*self.joint, self.first, self.rest):
+        if len(self.rest) not in REST_KINDS:
+            raise ValueError(f"expected 1 or 4 other-AC table references, got {len(self.rest)}")
+        for ref in self.nibbles:
             if not 0 <= ref <= MAX_STATIC_TABLES:
                 raise ValueError(f"table reference {ref} is outside 0..{MAX_STATIC_TABLES}")
 
     @property
+    def nibbles(self) -> tuple[int, ...]:
+        return (*self.joint, self.first, *self.rest)
+
+    @property
     def kinds(self) -> tuple[tuple[str, int], ...]:
         """(table kind, reference) of every table, in stream order."""
-        return tuple(("joint", ref) for ref in self.joint) + (("first", self.first), ("rest", self.rest))
+        return tuple(zip(("joint",) * CONTEXTS + ("first",) + REST_KINDS[len(self.rest)], self.nibbles))
 
     def to_bytes(self) -> bytes:
-        a, b, c = self.joint
-        return bytes([a << 4 | b, c << 4 | self.first, self.rest << 4])
+        nibbles = self.nibbles + (0,) * (len(self.nibbles) % 2)
+        return bytes(high << 4 | low for high, low in zip(nibbles[::2], nibbles[1::2]))
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> JointRefs:
-        """CorruptStreamError if the spare nibble is not zero."""
-        if data[2] & 0x0F:
+    def from_bytes(cls, data: bytes, rest_tables: int = 1) -> JointRefs:
+        """The references of a plane with ``rest_tables`` other-AC tables from its
+        joint_refs_bytes(rest_tables) bytes; CorruptStreamError if a spare nibble is not zero."""
+        nibbles = [nibble for byte in data for nibble in (byte >> 4, byte & 0x0F)]
+        count = CONTEXTS + 1 + rest_tables
+        if any(nibbles[count:]):
             raise CorruptStreamError("the spare nibble of the table references is not zero")
-        return cls((data[0] >> 4, data[0] & 0x0F, data[1] >> 4), data[1] & 0x0F, data[2] >> 4)
+        return cls(tuple(nibbles[:CONTEXTS]), nibbles[CONTEXTS], tuple(nibbles[CONTEXTS + 1 : count]))
 
 
-JOINT_REFS_BYTES = 3
+def joint_refs_bytes(rest_tables: int) -> int:
+    """Bytes of the table references of a plane with ``rest_tables`` other-AC tables."""
+    return (CONTEXTS + 1 + rest_tables + 1) // 2
 
 
 def table_from_lengths(lengths: np.ndarray) -> HuffmanTable:
@@ -139,13 +161,18 @@ def table_from_lengths(lengths: np.ndarray) -> HuffmanTable:
 class PlaneStatic:
     """The static tables one plane kind may reference: (k, alphabet) int64 code lengths
     per table kind (a version 4 set has DC and AC tables, a version 5 set joint DC, first
-    AC and other AC tables), with what the encoder's choice needs of them computed once."""
+    AC and other AC tables, a version 6 set other AC tables per start context instead),
+    with what the encoder's choice needs of them computed once."""
 
     dc: np.ndarray
     ac: np.ndarray
     joint: np.ndarray = field(default_factory=lambda: np.zeros((0, JOINT_ALPHABET), dtype=np.int64))
     first: np.ndarray = field(default_factory=lambda: np.zeros((0, LAST_ALPHABET), dtype=np.int64))
     rest: np.ndarray = field(default_factory=lambda: np.zeros((0, LAST_ALPHABET), dtype=np.int64))
+    rest0: np.ndarray = field(default_factory=lambda: np.zeros((0, LAST_ALPHABET), dtype=np.int64))
+    rest1: np.ndarray = field(default_factory=lambda: np.zeros((0, LAST_ALPHABET), dtype=np.int64))
+    rest2: np.ndarray = field(default_factory=lambda: np.zeros((0, LAST_ALPHABET), dtype=np.int64))
+    rest3: np.ndarray = field(default_factory=lambda: np.zeros((0, LAST_ALPHABET), dtype=np.int64))
     # Per kind: (k, alphabet) 1 where a symbol has no code, and the tables themselves.
     missing: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
     tables: dict[str, tuple[HuffmanTable, ...]] = field(init=False, repr=False, compare=False)
@@ -343,26 +370,40 @@ def cheapest_table(hist: np.ndarray, kind: str, static: PlaneStatic) -> tuple[in
     return _cheaper(hist, table_from_lengths(code_lengths(hist)), kind, static, best, bits)
 
 
+def _unused_table(kind: str, static: PlaneStatic) -> tuple[int, HuffmanTable, int]:
+    """:func:`cheapest_table` of an empty histogram (version 6 chroma planes often leave
+    start contexts unused): static table 0 if the set has one, else the empty table."""
+    if len(static.tables[kind]):
+        return 1, static.tables[kind][0], 0
+    return EXPLICIT, HuffmanTable.empty(), 0
+
+
 def choose_joint_tables(counts: JointCounts, static: PlaneStatic) -> tuple[JointRefs, JointTables, int]:
-    """The cheapest reference of each of a version 5 plane's tables (:func:`cheapest_table`)
+    """The cheapest reference of each of a version 5 or 6 plane's tables
+    (:func:`cheapest_table`; the plane's version is its number of other-AC histograms)
     and the code bits of all the plane's symbols with them: a context no block uses has an
     empty explicit table (one byte), or any static table (nothing) when the set has one."""
-    joint = [cheapest_table(hist, "joint", static) for hist in counts.joint]
-    first_ref, first, first_bits = cheapest_table(counts.first, "first", static)
-    rest_ref, rest, rest_bits = cheapest_table(counts.rest, "rest", static)
-    refs = JointRefs(tuple(ref for ref, _, _ in joint), first_ref, rest_ref)
-    bits = sum(bits for _, _, bits in joint) + first_bits + rest_bits
-    return refs, JointTables(tuple(table for _, table, _ in joint), first, rest), bits
+    hists = [*counts.joint, counts.first, *counts.rest]
+    kinds = ("joint",) * CONTEXTS + ("first",) + REST_KINDS[len(counts.rest)]
+    chosen = [
+        cheapest_table(hist, kind, static) if hist.any() else _unused_table(kind, static)
+        for hist, kind in zip(hists, kinds)
+    ]
+    refs = [ref for ref, _, _ in chosen]
+    tables = [table for _, table, _ in chosen]
+    joint_refs = JointRefs(tuple(refs[:CONTEXTS]), refs[CONTEXTS], tuple(refs[CONTEXTS + 1 :]))
+    joint_tables = JointTables(tuple(tables[:CONTEXTS]), tables[CONTEXTS], tuple(tables[CONTEXTS + 1 :]))
+    return joint_refs, joint_tables, sum(bits for _, _, bits in chosen)
 
 
 def joint_tables_size(refs: JointRefs, tables: JointTables) -> int:
-    """Bytes of a version 5 plane's table references and explicit tables."""
+    """Bytes of a version 5 or 6 plane's table references and explicit tables."""
     explicit = [
         compact_size(table, kind)
-        for (kind, ref), table in zip(refs.kinds, (*tables.joint, tables.first, tables.rest))
+        for (kind, ref), table in zip(refs.kinds, (*tables.joint, tables.first, *tables.rest))
         if ref == EXPLICIT
     ]
-    return JOINT_REFS_BYTES + sum(explicit)
+    return joint_refs_bytes(len(refs.rest)) + sum(explicit)
 
 
 def segment_tables_size(refs: TableRefs, tables: PlaneTables) -> int:
