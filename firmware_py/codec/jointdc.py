@@ -122,36 +122,34 @@ def _contexts_kernel(last_nonzero, cols, contexts):
             col = 0
 
 
-@numba.njit(cache=True)
-def _count_kernel(dc_residuals, last_nonzero, contexts, joint_hist):
-    """Add each block's joint DC symbol to its context's row of ``joint_hist``; the DC
-    extra bits, or -1 if a residual is too big."""
-    extra = 0
-    for b in range(dc_residuals.shape[0]):
-        size = size_category(dc_residuals[b])
-        if size > MAX_SIZE:
-            return -1
-        joint_hist[contexts[b], 2 * size + (1 if last_nonzero[b] == 0 else 0)] += 1
-        extra += size
-    return extra
-
-
-_SPLIT_BAD_LAST = 1
-_SPLIT_BAD_HISTOGRAM = 2
-_SPLIT_MESSAGES = {
-    _SPLIT_BAD_LAST: "a last non-zero index is not on the block's last non-zero level, or a level is too big",
-    _SPLIT_BAD_HISTOGRAM: "the AC histogram does not count the levels' symbols",
+_COUNT_TOO_BIG = 1
+_COUNT_BAD_LAST = 2
+_COUNT_BAD_HISTOGRAM = 3
+_COUNT_MESSAGES = {
+    _COUNT_TOO_BIG: TOO_BIG_MESSAGE,
+    _COUNT_BAD_LAST: "a last non-zero index is not on the block's last non-zero level, or a level is too big",
+    _COUNT_BAD_HISTOGRAM: "the AC histogram does not count the levels' symbols",
 }
 
 
 @numba.njit(cache=True)
-def _split_ac_kernel(levels, last_nonzero, ac_hist, hists):
-    """The version 5 AC counts, ``hists[0]`` of the first symbols and ``hists[1]`` of the
-    others (zeros on entry), from runlength's AC histogram ``ac_hist`` of the levels:
-    its EOBs dropped, each non-empty block's last symbol plus LAST, and its first symbol
-    moved to ``hists[0]``. Only the levels around a block's first and last non-zero ones
-    are read. 0, or _SPLIT_BAD_LAST (a last index outside the block or not on a non-zero
-    level, a level too big) or _SPLIT_BAD_HISTOGRAM (a count goes negative)."""
+def _count_kernel(dc_residuals, levels, last_nonzero, contexts, ac_hist, joint_hist, hists):
+    """The version 5 counts (zeros on entry): each block's joint DC symbol in its
+    context's row of ``joint_hist``, then the AC counts, ``hists[0]`` of the first
+    symbols and ``hists[1]`` of the others, from runlength's AC histogram ``ac_hist`` of
+    the levels: its EOBs dropped, each non-empty block's last symbol plus LAST, and its
+    first symbol moved to ``hists[0]``. Only the levels around a block's first and last
+    non-zero ones are read. (0, DC extra bits), or (_COUNT_TOO_BIG (a residual), 0),
+    _COUNT_BAD_LAST (a last index outside the block or not on a non-zero level, a level
+    too big) or _COUNT_BAD_HISTOGRAM (a count goes negative). One kernel, not one per
+    count: each costs compilation on a cold start."""
+    extra = 0
+    for b in range(dc_residuals.shape[0]):
+        size = size_category(dc_residuals[b])
+        if size > MAX_SIZE:
+            return _COUNT_TOO_BIG, 0
+        joint_hist[contexts[b], 2 * size + (1 if last_nonzero[b] == 0 else 0)] += 1
+        extra += size
     first_hist, rest_hist = hists[0], hists[1]
     for symbol in range(ac_hist.shape[0]):
         if symbol != EOB:
@@ -162,10 +160,10 @@ def _split_ac_kernel(levels, last_nonzero, ac_hist, hists):
         if last == 0:
             continue
         if not 0 < last < k or levels[b, last] == 0:
-            return _SPLIT_BAD_LAST
+            return _COUNT_BAD_LAST, 0
         size = size_category(levels[b, last])
         if size > MAX_SIZE:
-            return _SPLIT_BAD_LAST
+            return _COUNT_BAD_LAST, 0
         previous = last - 1
         while previous > 0 and levels[b, previous] == 0:
             previous -= 1
@@ -183,8 +181,8 @@ def _split_ac_kernel(levels, last_nonzero, ac_hist, hists):
         first_hist[symbol] += 1
     for symbol in range(rest_hist.shape[0]):
         if rest_hist[symbol] < 0:
-            return _SPLIT_BAD_HISTOGRAM
-    return 0
+            return _COUNT_BAD_HISTOGRAM, 0
+    return 0, extra
 
 
 @numba.njit(cache=True)
@@ -336,13 +334,12 @@ def plane_counts(
     _check_grid(n, cols)
     last_nonzero = _check_last_nonzero(last_nonzero, n)
     joint_hist = np.zeros((CONTEXTS, JOINT_ALPHABET), dtype=np.int64)
-    dc_extra = _count_kernel(dc_residuals, last_nonzero, block_contexts(last_nonzero, cols), joint_hist)
-    if dc_extra < 0:
-        raise ValueError(TOO_BIG_MESSAGE)
     hists = np.zeros((2, LAST_ALPHABET), dtype=np.int64)
-    status = _split_ac_kernel(levels, last_nonzero, np.ascontiguousarray(ac_hist, dtype=np.int64), hists)
+    contexts = block_contexts(last_nonzero, cols)
+    ac_hist = np.ascontiguousarray(ac_hist, dtype=np.int64)
+    status, dc_extra = _count_kernel(dc_residuals, levels, last_nonzero, contexts, ac_hist, joint_hist, hists)
     if status:
-        raise ValueError(_SPLIT_MESSAGES[status])
+        raise ValueError(_COUNT_MESSAGES[status])
     return JointCounts(joint_hist, hists[0], hists[1], int(dc_extra) + int(ac_extra_bits))
 
 
