@@ -199,3 +199,12 @@ def test_quantize_plane_counts_what_jointdc_counts(profile, lena2):
     assert quantized.payload_bits == jointdc.payload_bits(counts, quantized.tables)
     levels = deadzone.quantize(transform.analyse(blocking.plane_to_blocks(plane), profile.basis), np.full(64, 80.0), 0.3)
     np.testing.assert_array_equal(quantized.levels, levels)
+
+
+def test_the_basis_is_prepared_once_per_model_object(profile):
+    """Every plane of every frame asks for the kernel's basis: it is kept on the model,
+    and another model object of other numbers gets its own."""
+    prepared = blockcoder._kernel_basis(profile.basis)
+    assert blockcoder._kernel_basis(profile.basis) is prepared
+    other = random_basis(7, 1.0)
+    assert not np.array_equal(blockcoder._kernel_basis(other).weight_t, prepared.weight_t)

@@ -325,11 +325,57 @@ def test_cheapest_table_is_the_choice_among_the_optimal_and_static_tables(seed, 
     assert bits == int(np.dot(hist, tc.full_lengths(table, kind)))
 
 
-@pytest.mark.parametrize("kind", ["joint", "first", "rest", "rest0", "rest3"])
-def test_an_unused_table_is_what_cheapest_table_chooses_for_an_empty_histogram(kind):
+def random_joint_counts(rng: np.random.Generator, scale: int, rest_tables: int = 1) -> JointCounts:
+    """Counts of a version 5 (``rest_tables`` 1) or 6 (4) plane's tables over the first
+    slots of each kind (some empty)."""
+
+    def hist(kind: str) -> np.ndarray:
+        counts = np.zeros(tc.ALPHABETS[kind], dtype=np.int64)
+        used = rng.choice(tc.SLOTS[kind][:40], size=rng.integers(0, 12), replace=False)
+        counts[used] = (rng.pareto(1.0, len(used)) * scale).astype(np.int64) + 1
+        return counts
+
+    rest = np.stack([hist(kind) for kind in tc.REST_KINDS[rest_tables]])
+    return JointCounts(np.stack([hist("joint") for _ in range(3)]), hist("first"), rest, 0)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(0, 100_000),
+    scale=st.sampled_from([1, 10, 1000]),
+    plane=st.sampled_from([0, 1, None]),
+    version=st.sampled_from([5, 6]),
+)
+def test_the_table_choice_kernel_chooses_as_the_reference(seed, scale, plane, version):
+    """choose_joint_tables (one kernel call for a plane's five or eight tables) against
+    choose_table table by table, the optimal table always built: references, tables and
+    code bits, with the klt static sets of the version and without; empty histograms
+    included (version 6 chroma planes often leave start contexts unused)."""
+    counts = random_joint_counts(np.random.default_rng(seed), scale, 4 if version == 6 else 1)
     profile = get_transform_profile("klt")
-    for static in (profile.context_tables.luma, profile.joint_tables.chroma, tc.NO_STATIC):
-        ref, table, bits = tc.cheapest_table(np.zeros(tc.ALPHABETS[kind], dtype=np.int64), kind, static)
-        unused_ref, unused, unused_bits = tc._unused_table(kind, static)
-        assert (unused_ref, unused_bits) == (ref, bits)
-        np.testing.assert_array_equal(tc.full_lengths(unused, kind), tc.full_lengths(table, kind))
+    static_set = profile.context_tables if version == 6 else profile.joint_tables
+    static = tc.NO_STATIC if plane is None else static_set.for_plane(plane)
+    refs, tables, bits = tc.choose_joint_tables(counts, static)
+    chosen = (*tables.joint, tables.first, *tables.rest)
+    expected_bits = 0
+    for hist, table, (kind, ref) in zip([*counts.joint, counts.first, *counts.rest], chosen, refs.kinds):
+        explicit = tc.table_from_lengths(huffman.code_lengths(hist))
+        expected_ref, expected = tc.choose_table(hist, explicit, kind, static)
+        assert ref == expected_ref
+        np.testing.assert_array_equal(tc.full_lengths(table, kind), tc.full_lengths(expected, kind))
+        expected_bits += int(np.dot(hist, tc.full_lengths(expected, kind)))
+    assert bits == expected_bits
+
+
+def test_the_table_choice_refuses_counts_it_cannot_code():
+    counts = random_joint_counts(np.random.default_rng(5), 10)
+    negative = counts.rest.copy()
+    negative[0, tc.SLOTS["rest"][3]] = -1
+    with pytest.raises(ValueError, match="non-negative"):
+        tc.choose_joint_tables(JointCounts(counts.joint, counts.first, negative, 0), tc.NO_STATIC)
+    eob = counts.first.copy()
+    eob[0] = 4  # version 5 sends no EOB: the symbol has no slot
+    with pytest.raises(ValueError, match="outside the block syntax"):
+        tc.choose_joint_tables(JointCounts(counts.joint, eob, counts.rest, 0), tc.NO_STATIC)
+    with pytest.raises(ValueError, match="version 5 or 6 alphabets"):
+        tc.choose_joint_tables(JointCounts(counts.joint[:2], counts.first, counts.rest, 0), tc.NO_STATIC)

@@ -32,7 +32,7 @@ import numpy as np
 from . import deadzone, scratch, transform
 from .blocking import BLOCK, BLOCK_PIXELS, block_grid, plane_to_blocks
 from .deadzone import STATUS_NOT_FINITE, STATUS_OK, STATUS_TOO_LARGE, check_rounding, check_status, check_steps
-from .models import LinearAutoencoder, artifact_cache
+from .models import LinearAutoencoder
 from .quantize import MAX_LEVEL
 from .runlength import AC_ALPHABET, EOB, MAX_RUN, ZRL, size_category
 
@@ -182,18 +182,21 @@ class _Basis:
 
 
 def _kernel_basis(basis: LinearAutoencoder) -> _Basis:
-    weight = np.ascontiguousarray(basis.encoder_weight, dtype=np.float64)
-    bias = np.ascontiguousarray(basis.encoder_bias, dtype=np.float64)
-    if weight.shape != (BLOCK_PIXELS, BLOCK_PIXELS) or bias.shape != (BLOCK_PIXELS,):
-        raise ValueError(f"a block basis must be {BLOCK_PIXELS}x{BLOCK_PIXELS}, got {weight.shape}")
-    # Keyed by the numbers themselves: in-memory models (training) have no file hash.
-    return _prepared_basis(weight.tobytes(), bias.tobytes())
+    """The basis as the kernel reads it, prepared once per model object and kept on it
+    (as HuffmanTable keeps its codes): every plane of every frame asks for it, and
+    keying a cache by the 32 KB of weights cost more than a plane's table choice."""
+    prepared = basis.__dict__.get("_kernel_basis")
+    if prepared is None:
+        weight = np.ascontiguousarray(basis.encoder_weight, dtype=np.float64)
+        bias = np.ascontiguousarray(basis.encoder_bias, dtype=np.float64)
+        if weight.shape != (BLOCK_PIXELS, BLOCK_PIXELS) or bias.shape != (BLOCK_PIXELS,):
+            raise ValueError(f"a block basis must be {BLOCK_PIXELS}x{BLOCK_PIXELS}, got {weight.shape}")
+        prepared = _prepared_basis(weight, bias)
+        object.__setattr__(basis, "_kernel_basis", prepared)  # a cache, not a field
+    return prepared
 
 
-@artifact_cache(maxsize=4)
-def _prepared_basis(weight_bytes: bytes, bias_bytes: bytes) -> _Basis:
-    weight = np.frombuffer(weight_bytes).reshape(BLOCK_PIXELS, BLOCK_PIXELS)
-    bias = np.frombuffer(bias_bytes)
+def _prepared_basis(weight: np.ndarray, bias: np.ndarray) -> _Basis:
     try:
         centre = np.linalg.solve(weight.T, -bias)
         gain = float(np.linalg.norm(weight, 2)) ** 2

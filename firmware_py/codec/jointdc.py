@@ -97,11 +97,21 @@ _MESSAGES = {**UNPACK_MESSAGES, UNPACK_NO_LAST: "a block with AC levels ends wit
 REST_CONTEXT_EDGES = {1: (), 4: (4, 10, 24)}
 
 
+def _start_context_table(edges: tuple[int, ...]) -> np.ndarray:
+    table = np.searchsorted(edges, np.arange(BLOCK_PIXELS), side="right").astype(np.int64)
+    table.flags.writeable = False
+    return table
+
+
+_START_CONTEXTS = {n: _start_context_table(edges) for n, edges in REST_CONTEXT_EDGES.items()}
+
+
 def start_contexts(rest_tables: int) -> np.ndarray:
-    """(64,) int64: the other-AC context of a symbol whose run starts at each index."""
-    if rest_tables not in REST_CONTEXT_EDGES:
+    """(64,) int64: the other-AC context of a symbol whose run starts at each index
+    (read-only, made once: every plane's counting, packing and unpacking reads it)."""
+    if rest_tables not in _START_CONTEXTS:
         raise ValueError(f"a plane has {' or '.join(map(str, REST_CONTEXT_EDGES))} other-AC tables, not {rest_tables}")
-    return np.searchsorted(REST_CONTEXT_EDGES[rest_tables], np.arange(BLOCK_PIXELS), side="right").astype(np.int64)
+    return _START_CONTEXTS[rest_tables]
 
 
 @dataclass(frozen=True)
@@ -143,34 +153,32 @@ def _contexts_kernel(last_nonzero, cols, contexts):
             col = 0
 
 
-@numba.njit(cache=True)
-def _count_kernel(dc_residuals, last_nonzero, contexts, joint_hist):
-    """Add each block's joint DC symbol to its context's row of ``joint_hist``; the DC
-    extra bits, or -1 if a residual is too big."""
-    extra = 0
-    for b in range(dc_residuals.shape[0]):
-        size = size_category(dc_residuals[b])
-        if size > MAX_SIZE:
-            return -1
-        joint_hist[contexts[b], 2 * size + (1 if last_nonzero[b] == 0 else 0)] += 1
-        extra += size
-    return extra
-
-
-_COUNT_BAD_LAST = -1
-_COUNT_BAD_LEVEL = -2
+_COUNT_TOO_BIG = 1
+_COUNT_BAD_LAST = 2
+_COUNT_BAD_LEVEL = 3
 _COUNT_MESSAGES = {
+    _COUNT_TOO_BIG: TOO_BIG_MESSAGE,
     _COUNT_BAD_LAST: "a last non-zero index is outside the block or not on a non-zero level",
     _COUNT_BAD_LEVEL: "a level is too big to code",
 }
 
 
 @numba.njit(cache=True)
-def _ac_count_kernel(levels, last_nonzero, start_context, first_hist, rest_hists):
-    """Count every non-empty block's AC symbols (zeros on entry): its first in
-    ``first_hist``, the others in the row of ``rest_hists`` of the context of the index
-    where their run starts; only coefficients 1..last of those blocks are read. The AC
-    extra bits, or _COUNT_BAD_LAST / _COUNT_BAD_LEVEL (negative)."""
+def _count_kernel(dc_residuals, levels, last_nonzero, contexts, start_context, joint_hist, first_hist, rest_hists):
+    """Count every block's joint DC symbol in its context's row of ``joint_hist`` and
+    every non-empty block's AC symbols (zeros on entry): its first in ``first_hist``, the
+    others in the row of ``rest_hists`` of the context of the index where their run
+    starts; only coefficients 1..last of those blocks are read. (0, DC extra bits, AC
+    extra bits), or a status (_COUNT_TOO_BIG: a residual, _COUNT_BAD_LAST,
+    _COUNT_BAD_LEVEL) and zeros. One kernel, not one per count: each costs compilation
+    on a cold start."""
+    dc_extra = 0
+    for b in range(dc_residuals.shape[0]):
+        size = size_category(dc_residuals[b])
+        if size > MAX_SIZE:
+            return _COUNT_TOO_BIG, 0, 0
+        joint_hist[contexts[b], 2 * size + (1 if last_nonzero[b] == 0 else 0)] += 1
+        dc_extra += size
     k = levels.shape[1]
     extra = 0
     for b in range(levels.shape[0]):
@@ -178,7 +186,7 @@ def _ac_count_kernel(levels, last_nonzero, start_context, first_hist, rest_hists
         if last == 0:
             continue
         if not 0 < last < k or levels[b, last] == 0:
-            return _COUNT_BAD_LAST
+            return _COUNT_BAD_LAST, 0, 0
         first = True
         start = 1
         for j in range(1, last + 1):
@@ -194,7 +202,7 @@ def _ac_count_kernel(levels, last_nonzero, start_context, first_hist, rest_hists
                 start += MAX_RUN + 1
             size = size_category(v)
             if size > MAX_SIZE:
-                return _COUNT_BAD_LEVEL
+                return _COUNT_BAD_LEVEL, 0, 0
             symbol = (j - start) * 16 + size + (LAST if j == last else 0)
             if first:
                 first_hist[symbol] += 1
@@ -203,7 +211,7 @@ def _ac_count_kernel(levels, last_nonzero, start_context, first_hist, rest_hists
                 rest_hists[start_context[start], symbol] += 1
             extra += size
             start = j + 1
-    return extra
+    return 0, dc_extra, extra
 
 
 @numba.njit(cache=True)
@@ -373,14 +381,14 @@ def plane_counts(
     _check_grid(n, cols)
     last_nonzero = _check_last_nonzero(last_nonzero, n)
     joint_hist = np.zeros((CONTEXTS, JOINT_ALPHABET), dtype=np.int64)
-    dc_extra = _count_kernel(dc_residuals, last_nonzero, block_contexts(last_nonzero, cols), joint_hist)
-    if dc_extra < 0:
-        raise ValueError(TOO_BIG_MESSAGE)
     first = np.zeros(LAST_ALPHABET, dtype=np.int64)
     rest = np.zeros((rest_tables, LAST_ALPHABET), dtype=np.int64)
-    ac_extra = _ac_count_kernel(levels, last_nonzero, start_contexts(rest_tables), first, rest)
-    if ac_extra < 0:
-        raise ValueError(_COUNT_MESSAGES[ac_extra])
+    contexts = block_contexts(last_nonzero, cols)
+    status, dc_extra, ac_extra = _count_kernel(
+        dc_residuals, levels, last_nonzero, contexts, start_contexts(rest_tables), joint_hist, first, rest
+    )
+    if status:
+        raise ValueError(_COUNT_MESSAGES[status])
     folded = first + rest.sum(axis=0)
     expected = np.array(ac_hist, dtype=np.int64)
     expected[EOB] = 0

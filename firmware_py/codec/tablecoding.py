@@ -25,8 +25,10 @@ table, and between static tables the lower index.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 
 from .bitio import MAX_CODE_LENGTH
@@ -77,6 +79,20 @@ def _slot_of(slots: np.ndarray, alphabet: int) -> np.ndarray:
 
 SLOT_OF = {kind: _slot_of(SLOTS[kind], ALPHABETS[kind]) for kind in SLOTS}
 _NO_CODE = np.iinfo(np.int64).max
+# A version 5 or 6 plane's tables in stream order, by its number of other-AC tables, as
+# its table choice takes them: rows of LAST_ALPHABET symbols (the joint DC rows padded),
+# each with its kind's slots.
+PLANE_KINDS = {n: ("joint",) * CONTEXTS + ("first",) + kinds for n, kinds in REST_KINDS.items()}
+
+
+def _plane_slot_of(kinds: tuple[str, ...]) -> np.ndarray:
+    slot_of = np.full((len(kinds), LAST_ALPHABET), -1, dtype=np.int64)
+    for row, kind in enumerate(kinds):
+        slot_of[row, : ALPHABETS[kind]] = SLOT_OF[kind]
+    return slot_of
+
+
+_PLANE_SLOT_OF = {n: _plane_slot_of(kinds) for n, kinds in PLANE_KINDS.items()}
 
 
 @dataclass(frozen=True)
@@ -176,11 +192,16 @@ class PlaneStatic:
     # Per kind: (k, alphabet) 1 where a symbol has no code, and the tables themselves.
     missing: dict[str, np.ndarray] = field(init=False, repr=False, compare=False)
     tables: dict[str, tuple[HuffmanTable, ...]] = field(init=False, repr=False, compare=False)
+    # Per number of other-AC tables, the tables of each PLANE_KINDS row padded to
+    # (rows, k, LAST_ALPHABET), and how many each row has: what the table choice kernel reads.
+    plane_stacks: dict[int, tuple[np.ndarray, np.ndarray]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         lengths = {kind: getattr(self, kind) for kind in SLOTS}
         object.__setattr__(self, "missing", {k: (v == 0).astype(np.int64) for k, v in lengths.items()})
         object.__setattr__(self, "tables", {k: tuple(table_from_lengths(row) for row in v) for k, v in lengths.items()})
+        stacks = {n: _stacked_lengths([lengths[kind] for kind in kinds]) for n, kinds in PLANE_KINDS.items()}
+        object.__setattr__(self, "plane_stacks", stacks)
 
     def table(self, kind: str, ref: int) -> HuffmanTable:
         """The table of reference ``ref`` (>= 1); CorruptStreamError if the set has no such table."""
@@ -190,6 +211,15 @@ class PlaneStatic:
                 f"plane references static {kind.upper()} table {ref - 1}, the profile has {len(tables)}"
             )
         return tables[ref - 1]
+
+
+def _stacked_lengths(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Tables of several kinds, padded into one (kinds, k, LAST_ALPHABET) array, and how
+    many each kind has."""
+    stacked = np.zeros((len(rows), max(len(row) for row in rows), LAST_ALPHABET), dtype=np.int64)
+    for i, row in enumerate(rows):
+        stacked[i, : len(row), : row.shape[1]] = row
+    return stacked, np.array([len(row) for row in rows], dtype=np.int64)
 
 
 EXPLICIT_REFS = TableRefs()  # both tables explicit: every plane of an encoder without static tables
@@ -345,37 +375,80 @@ def choose_tables(
     return TableRefs(dc_ref, ac_ref), PlaneTables(dc, ac)
 
 
-def _explicit_bits_lower_bound(hist: np.ndarray, kind: str) -> float:
-    """No explicit table codes ``hist`` in fewer bits (table and codes): its compact
-    coding has at least the count, the length range and a bit per slot up to the last
-    used one, in whole bytes, and a prefix code takes at least 1 bit per symbol and the
-    histogram's entropy."""
-    symbols = np.flatnonzero(hist)
-    if not symbols.size:
-        return float(COUNT_BITS[kind])  # the empty compact table
-    table_bits = COUNT_BITS[kind] + 2 * _LENGTH_BITS + int(SLOT_OF[kind][symbols].max()) + 1
-    used = hist[symbols]
-    total = int(used.sum())
-    entropy = float(np.sum(used * np.log2(total / used)))
-    return 8 * ((table_bits + 7) // 8) + max(total, entropy * (1 - 1e-9))
+@numba.njit(cache=True)
+def _static_choice_kernel(hists, lengths, counts, slot_of, count_bits, choices, bounds):
+    """Per row t of ``hists`` (non-negative): into ``choices[t]`` the (index or -1, code
+    bits) of the static table of ``lengths[t, :counts[t]]`` that codes it in the fewest
+    bits (ties: the lower index; -1 if none codes every counted symbol), and into
+    ``bounds[t]`` bits under which no explicit table codes it (table and codes): its
+    compact coding has at least the count, the length range and a bit per slot up to
+    the last used one, in whole bytes, and a prefix code takes at least 1 bit per
+    symbol and the histogram's entropy. False if a counted symbol has no slot."""
+    used = np.empty(hists.shape[1], np.int64)  # the row's counted symbols
+    for t in range(hists.shape[0]):
+        n, last_slot, total = 0, -1, 0
+        for a in range(hists.shape[1]):
+            if hists[t, a] > 0:
+                if slot_of[t, a] < 0:
+                    return False
+                used[n] = a
+                n += 1
+                last_slot = max(last_slot, slot_of[t, a])
+                total += hists[t, a]
+        choices[t, 0] = -1
+        choices[t, 1] = 0
+        for k in range(counts[t]):
+            bits = 0
+            for i in range(n):
+                if lengths[t, k, used[i]] == 0:
+                    bits = -1  # a counted symbol without a code
+                    break
+                bits += lengths[t, k, used[i]] * hists[t, used[i]]
+            if bits >= 0 and (choices[t, 0] < 0 or bits < choices[t, 1]):
+                choices[t, 0] = k
+                choices[t, 1] = bits
+        entropy = 0.0
+        for i in range(n):
+            entropy += hists[t, used[i]] * math.log2(total / hists[t, used[i]])
+        table_bits = count_bits[t] + 2 * _LENGTH_BITS + last_slot + 1
+        bounds[t] = 8 * ((table_bits + 7) // 8) + max(float(total), entropy * (1 - 1e-9)) if n else count_bits[t]
+    return True
+
+
+def _cheapest_tables(
+    hists: np.ndarray, kinds: tuple[str, ...], stack: tuple[np.ndarray, ...], slot_of: np.ndarray, static: PlaneStatic
+) -> list[tuple[int, HuffmanTable, int]]:
+    """:func:`choose_table` for every row of ``hists`` (a ``kinds`` table each, padded to
+    one alphabet; ``stack``: the static tables as PlaneStatic.plane_stacks has them), with
+    the row's optimal table built only when it may win, and the chosen table's code
+    bits: usually a static table beats any explicit one. One kernel call sizes the static
+    tables and bounds the explicit ones of all the rows: the encoder chooses five or eight tables
+    per plane on every rate control pass."""
+    if hists.size and hists.min() < 0:
+        raise ValueError("symbol counts must be non-negative")
+    choices = np.empty((len(hists), 2), dtype=np.int64)
+    bounds = np.empty(len(hists))
+    count_bits = np.array([COUNT_BITS[kind] for kind in kinds], dtype=np.int64)
+    if not _static_choice_kernel(hists, *stack, slot_of, count_bits, choices, bounds):
+        raise ValueError("a counted symbol is outside the block syntax")
+    chosen = []
+    for hist, kind, (best, bits), bound in zip(hists, kinds, choices.tolist(), bounds.tolist()):
+        hist = hist[: ALPHABETS[kind]]
+        if best >= 0 and bits < bound:
+            chosen.append((best + 1, static.tables[kind][best], bits))
+        else:
+            explicit = table_from_lengths(code_lengths(hist))
+            chosen.append(_cheaper(hist, explicit, kind, static, None if best < 0 else best, bits))
+    return chosen
 
 
 def cheapest_table(hist: np.ndarray, kind: str, static: PlaneStatic) -> tuple[int, HuffmanTable, int]:
-    """:func:`choose_table` with the histogram's optimal table built only when it may win,
-    and the chosen table's code bits for ``hist``: the encoder sizes five tables per plane
-    on every rate control pass, and usually a static table beats any explicit one."""
-    best, bits = _best_static(hist, kind, static)
-    if best is not None and bits < _explicit_bits_lower_bound(hist, kind):
-        return best + 1, static.tables[kind][best], bits
-    return _cheaper(hist, table_from_lengths(code_lengths(hist)), kind, static, best, bits)
-
-
-def _unused_table(kind: str, static: PlaneStatic) -> tuple[int, HuffmanTable, int]:
-    """:func:`cheapest_table` of an empty histogram (version 6 chroma planes often leave
-    start contexts unused): static table 0 if the set has one, else the empty table."""
-    if len(static.tables[kind]):
-        return 1, static.tables[kind][0], 0
-    return EXPLICIT, HuffmanTable.empty(), 0
+    """:func:`choose_table` and the chosen table's code bits for ``hist``, the optimal
+    table built only when it may win (:func:`_cheapest_tables` of one row)."""
+    hist = np.asarray(hist, dtype=np.int64)[None]
+    lengths = getattr(static, kind)[None]
+    stack = (np.ascontiguousarray(lengths, dtype=np.int64), np.array([lengths.shape[1]]))
+    return _cheapest_tables(hist, (kind,), stack, SLOT_OF[kind][None], static)[0]
 
 
 def choose_joint_tables(counts: JointCounts, static: PlaneStatic) -> tuple[JointRefs, JointTables, int]:
@@ -383,12 +456,18 @@ def choose_joint_tables(counts: JointCounts, static: PlaneStatic) -> tuple[Joint
     (:func:`cheapest_table`; the plane's version is its number of other-AC histograms)
     and the code bits of all the plane's symbols with them: a context no block uses has an
     empty explicit table (one byte), or any static table (nothing) when the set has one."""
-    hists = [*counts.joint, counts.first, *counts.rest]
-    kinds = ("joint",) * CONTEXTS + ("first",) + REST_KINDS[len(counts.rest)]
-    chosen = [
-        cheapest_table(hist, kind, static) if hist.any() else _unused_table(kind, static)
-        for hist, kind in zip(hists, kinds)
-    ]
+    rest_tables = len(counts.rest)
+    shapes = (np.shape(counts.joint), np.shape(counts.first), np.shape(counts.rest))
+    if rest_tables not in PLANE_KINDS or shapes != (
+        (CONTEXTS, JOINT_ALPHABET), (LAST_ALPHABET,), (rest_tables, LAST_ALPHABET)
+    ):
+        raise ValueError(f"joint counts of shapes {shapes} do not have the version 5 or 6 alphabets")
+    kinds = PLANE_KINDS[rest_tables]
+    hists = np.zeros((len(kinds), LAST_ALPHABET), dtype=np.int64)
+    hists[:CONTEXTS, :JOINT_ALPHABET] = counts.joint
+    hists[CONTEXTS] = counts.first
+    hists[CONTEXTS + 1 :] = counts.rest
+    chosen = _cheapest_tables(hists, kinds, static.plane_stacks[rest_tables], _PLANE_SLOT_OF[rest_tables], static)
     refs = [ref for ref, _, _ in chosen]
     tables = [table for _, table, _ in chosen]
     joint_refs = JointRefs(tuple(refs[:CONTEXTS]), refs[CONTEXTS], tuple(refs[CONTEXTS + 1 :]))
