@@ -225,13 +225,22 @@ def _unpack_kernel(data, dc_counts, dc_first, dc_symbols, ac_counts, ac_first, a
 
 
 def encoder_arrays(table: HuffmanTable, alphabet: int) -> tuple[np.ndarray, np.ndarray]:
-    codes = np.zeros(alphabet, dtype=np.int64)
-    lengths = np.zeros(alphabet, dtype=np.int64)
-    if len(table.lengths):
-        span = slice(table.min_symbol, table.min_symbol + len(table.lengths))
-        codes[span] = table.canonical_codes()
-        lengths[span] = table.lengths
-    return codes, lengths
+    """(code, length) of every symbol of ``alphabet``, 0 where unused: what the pack
+    kernels index. Made once per table and alphabet, read-only: a profile's static
+    tables code the planes of most frames."""
+    key = f"_encoder_arrays_{alphabet}"
+    arrays = table.__dict__.get(key)
+    if arrays is None:
+        codes = np.zeros(alphabet, dtype=np.int64)
+        lengths = np.zeros(alphabet, dtype=np.int64)
+        if len(table.lengths):
+            span = slice(table.min_symbol, table.min_symbol + len(table.lengths))
+            codes[span] = table.canonical_codes()
+            lengths[span] = table.lengths
+        codes.flags.writeable = lengths.flags.writeable = False
+        arrays = (codes, lengths)
+        object.__setattr__(table, key, arrays)  # a cache, not a field
+    return arrays
 
 
 def check_levels(dc_residuals: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
