@@ -41,8 +41,6 @@ models: $(VENV)/.installed
 	$(PY) -m export.train_v2 --out models
 	$(PY) -m export.train_upsampler --out models
 	$(PY) -m export.train_tables --out models
-	$(PY) -m export.train_tables --out models --version 5
-	$(PY) -m export.train_tables --out models --version 4
 	$(PY) -m export.train_postfilter --out models
 	$(PY) -m export --models models
 	$(PY) -m export.packet_tables --out models
