@@ -152,14 +152,21 @@ def code_lengths(counts: np.ndarray) -> np.ndarray:
     counts = np.ascontiguousarray(counts, dtype=np.int64)
     if counts.ndim != 1 or (counts.size and counts.min() < 0):
         raise ValueError("code lengths need a 1-D histogram of non-negative counts")
-    n = counts.size
-    lengths = np.zeros(n, dtype=np.uint8)
-    nodes = max(2 * n - 1, 1)
-    _code_lengths_kernel(
-        counts, np.empty(n, np.int64), np.empty(n, np.int64), np.empty(nodes, np.int64), np.empty(nodes, np.int64),
-        np.empty(max(n, MAX_CODE_LENGTH) + 1, np.int64), lengths,
-    )  # fmt: skip
+    lengths = np.zeros(counts.size, dtype=np.uint8)
+    code_lengths_into(counts, *huffman_work(counts.size), lengths)
     return lengths
+
+
+def huffman_work(alphabet: int) -> tuple[np.ndarray, ...]:
+    """The work buffers of :func:`code_lengths_into` for histograms of ``alphabet`` symbols."""
+    nodes = max(2 * alphabet - 1, 1)
+    return (
+        np.empty(alphabet, np.int64),
+        np.empty(alphabet, np.int64),
+        np.empty(nodes, np.int64),
+        np.empty(nodes, np.int64),
+        np.empty(max(alphabet, MAX_CODE_LENGTH) + 1, np.int64),
+    )
 
 
 def code_lengths_reference(counts: np.ndarray) -> np.ndarray:
@@ -184,10 +191,12 @@ def code_lengths_reference(counts: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _code_lengths_kernel(counts, used, order, weight, parent, per_length, lengths):
+def code_lengths_into(counts, used, order, weight, parent, per_length, lengths):
     """:func:`code_lengths_reference` into ``lengths`` (zeros), with work buffers the
-    caller allocates. Scalar loops only: array expressions and library sorts would cost
-    seconds of compilation on a cold cache, for a few dozen used symbols."""
+    caller allocates (:func:`huffman_work`); other kernels call it too (the encoder's
+    table choice builds several tables in one call). Scalar loops only: array
+    expressions and library sorts would cost seconds of compilation on a cold cache,
+    for a few dozen used symbols."""
     n = 0
     for symbol in range(counts.shape[0]):
         if counts[symbol] > 0:

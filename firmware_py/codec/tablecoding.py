@@ -33,7 +33,7 @@ import numpy as np
 
 from .bitio import MAX_CODE_LENGTH
 from .errors import CorruptStreamError
-from .huffman import HuffmanTable, code_lengths, fits_kraft
+from .huffman import HuffmanTable, code_lengths_into, fits_kraft, huffman_work
 from .jointdc import CONTEXTS, JOINT_ALPHABET, LAST, LAST_ALPHABET, JointCounts, JointTables
 from .runlength import AC_ALPHABET, DC_ALPHABET, EOB, MAX_RUN, MAX_SIZE, ZRL, PlaneTables
 
@@ -415,15 +415,45 @@ def _static_choice_kernel(hists, lengths, counts, slot_of, count_bits, choices, 
     return True
 
 
+@numba.njit(cache=True)
+def _explicit_costs_kernel(hists, rows, slot_of, count_bits, lengths, costs, work):
+    """For each row r of ``rows``: the optimal code lengths of ``hists[r]`` into
+    ``lengths[r]`` (zeros on entry; huffman.code_lengths_into with the ``work`` buffers)
+    and into ``costs[r]`` the bits of their compact coding in whole bytes and the code
+    bits of ``hists[r]`` (compact_bits and _cheaper's sum, without a table object)."""
+    used, order, weight, parent, per_length = work
+    for i in range(rows.shape[0]):
+        r = rows[i]
+        code_lengths_into(hists[r], used, order, weight, parent, per_length, lengths[r])
+        n, last_slot, low, high, bits = 0, -1, MAX_CODE_LENGTH, 0, 0
+        for a in range(hists.shape[1]):
+            length = np.int64(lengths[r, a])
+            if length > 0:
+                n += 1
+                last_slot = max(last_slot, slot_of[r, a])
+                low = min(low, length)
+                high = max(high, length)
+                bits += length * hists[r, a]
+        table_bits = count_bits[r]
+        if n:
+            width = 0
+            while (high - low) >> width:
+                width += 1
+            table_bits += 2 * _LENGTH_BITS + last_slot + 1 + n * width
+        costs[r, 0] = 8 * ((table_bits + 7) // 8)
+        costs[r, 1] = bits
+
+
 def _cheapest_tables(
     hists: np.ndarray, kinds: tuple[str, ...], stack: tuple[np.ndarray, ...], slot_of: np.ndarray, static: PlaneStatic
 ) -> list[tuple[int, HuffmanTable, int]]:
     """:func:`choose_table` for every row of ``hists`` (a ``kinds`` table each, padded to
-    one alphabet; ``stack``: the static tables as PlaneStatic.plane_stacks has them), with
-    the row's optimal table built only when it may win, and the chosen table's code
-    bits: usually a static table beats any explicit one. One kernel call sizes the static
-    tables and bounds the explicit ones of all the rows: the encoder chooses five or eight tables
-    per plane on every rate control pass."""
+    one alphabet; ``stack``: the static tables as PlaneStatic.plane_stacks has them), and
+    the chosen table's code bits. One kernel call sizes the static tables and bounds the
+    explicit ones of all the rows; a second builds the optimal tables of the rows where
+    the bound says they may win and sizes them: usually a static table beats any
+    explicit one, and the encoder chooses five or eight tables per plane on every rate
+    control pass. Only the chosen explicit tables become table objects."""
     if hists.size and hists.min() < 0:
         raise ValueError("symbol counts must be non-negative")
     choices = np.empty((len(hists), 2), dtype=np.int64)
@@ -431,14 +461,18 @@ def _cheapest_tables(
     count_bits = np.array([COUNT_BITS[kind] for kind in kinds], dtype=np.int64)
     if not _static_choice_kernel(hists, *stack, slot_of, count_bits, choices, bounds):
         raise ValueError("a counted symbol is outside the block syntax")
+    static_wins = (choices[:, 0] >= 0) & (choices[:, 1] < bounds)
+    rows = np.flatnonzero(~static_wins)
+    lengths = np.zeros(hists.shape, dtype=np.uint8)
+    costs = np.zeros((len(hists), 2), dtype=np.int64)
+    if rows.size:
+        _explicit_costs_kernel(hists, rows, slot_of, count_bits, lengths, costs, huffman_work(hists.shape[1]))
     chosen = []
-    for hist, kind, (best, bits), bound in zip(hists, kinds, choices.tolist(), bounds.tolist()):
-        hist = hist[: ALPHABETS[kind]]
-        if best >= 0 and bits < bound:
+    for t, (kind, (best, bits), (table_bits, explicit_bits)) in enumerate(zip(kinds, choices.tolist(), costs.tolist())):
+        if static_wins[t] or (best >= 0 and bits < table_bits + explicit_bits):
             chosen.append((best + 1, static.tables[kind][best], bits))
         else:
-            explicit = table_from_lengths(code_lengths(hist))
-            chosen.append(_cheaper(hist, explicit, kind, static, None if best < 0 else best, bits))
+            chosen.append((EXPLICIT, table_from_lengths(lengths[t, : ALPHABETS[kind]]), explicit_bits))
     return chosen
 
 
