@@ -363,6 +363,9 @@ def test_the_table_choice_kernel_chooses_as_the_reference(seed, scale, plane, ve
         expected_ref, expected = tc.choose_table(hist, explicit, kind, static)
         assert ref == expected_ref
         np.testing.assert_array_equal(tc.full_lengths(table, kind), tc.full_lengths(expected, kind))
+        # Explicit tables come with the kernel's codes: they must be the canonical ones.
+        fresh = huffman.HuffmanTable(table.min_symbol, table.lengths.copy())
+        np.testing.assert_array_equal(table.canonical_codes(), fresh.canonical_codes())
         expected_bits += int(np.dot(hist, tc.full_lengths(expected, kind)))
     assert bits == expected_bits
 

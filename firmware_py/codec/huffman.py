@@ -99,6 +99,15 @@ class HuffmanTable:
             raise CorruptStreamError("Huffman table code lengths violate the Kraft inequality")
         return cls(int(min_symbol), lengths), offset + size
 
+    @classmethod
+    def with_canonical_codes(cls, min_symbol: int, lengths: np.ndarray, codes: np.ndarray) -> "HuffmanTable":
+        """A table whose canonical codes (as :meth:`canonical_codes` gives them) a kernel
+        has already assigned: the encoder's table choice builds its explicit tables so."""
+        table = cls(min_symbol, lengths)
+        codes.flags.writeable = False
+        object.__setattr__(table, "_canonical_codes", codes)  # a cache, not a field
+        return table
+
     def canonical_codes(self) -> np.ndarray:
         """uint32 code of every symbol slot (0 where unused), assigned canonically: the
         used slots in (length, slot) order take consecutive codes from their length's first

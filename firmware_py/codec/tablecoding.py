@@ -164,13 +164,17 @@ def joint_refs_bytes(rest_tables: int) -> int:
     return (CONTEXTS + 1 + rest_tables + 1) // 2
 
 
-def table_from_lengths(lengths: np.ndarray) -> HuffmanTable:
-    """The HuffmanTable over the used range of a full-alphabet length array."""
+def table_from_lengths(lengths: np.ndarray, codes: np.ndarray | None = None) -> HuffmanTable:
+    """The HuffmanTable over the used range of a full-alphabet length array, with its
+    canonical ``codes`` over the same alphabet when a kernel has assigned them."""
     used = np.flatnonzero(lengths)
     if used.size == 0:
         return HuffmanTable.empty()
-    low, high = int(used[0]), int(used[-1])
-    return HuffmanTable(low, np.asarray(lengths[low : high + 1], dtype=np.uint8))
+    low, high = int(used[0]), int(used[-1]) + 1
+    span = np.asarray(lengths[low:high], dtype=np.uint8)
+    if codes is None:
+        return HuffmanTable(low, span)
+    return HuffmanTable.with_canonical_codes(low, span.copy(), codes[low:high].copy())
 
 
 @dataclass(frozen=True)
@@ -416,16 +420,21 @@ def _static_choice_kernel(hists, lengths, counts, slot_of, count_bits, choices, 
 
 
 @numba.njit(cache=True)
-def _explicit_costs_kernel(hists, rows, slot_of, count_bits, lengths, costs, work):
+def _explicit_costs_kernel(hists, rows, slot_of, count_bits, lengths, codes, costs, work):
     """For each row r of ``rows``: the optimal code lengths of ``hists[r]`` into
-    ``lengths[r]`` (zeros on entry; huffman.code_lengths_into with the ``work`` buffers)
-    and into ``costs[r]`` the bits of their compact coding in whole bytes and the code
-    bits of ``hists[r]`` (compact_bits and _cheaper's sum, without a table object)."""
+    ``lengths[r]`` (zeros on entry; huffman.code_lengths_into with the ``work`` buffers),
+    their canonical codes into ``codes[r]`` (HuffmanTable.canonical_codes: by length, then
+    symbol), and into ``costs[r]`` the bits of their compact coding in whole bytes and
+    the code bits of ``hists[r]`` (compact_bits and _cheaper's sum, without a table
+    object)."""
     used, order, weight, parent, per_length = work
+    next_code = np.empty(MAX_CODE_LENGTH + 1, np.int64)
     for i in range(rows.shape[0]):
         r = rows[i]
         code_lengths_into(hists[r], used, order, weight, parent, per_length, lengths[r])
         n, last_slot, low, high, bits = 0, -1, MAX_CODE_LENGTH, 0, 0
+        for length in range(MAX_CODE_LENGTH + 1):
+            per_length[length] = 0
         for a in range(hists.shape[1]):
             length = np.int64(lengths[r, a])
             if length > 0:
@@ -434,6 +443,7 @@ def _explicit_costs_kernel(hists, rows, slot_of, count_bits, lengths, costs, wor
                 low = min(low, length)
                 high = max(high, length)
                 bits += length * hists[r, a]
+                per_length[length] += 1
         table_bits = count_bits[r]
         if n:
             width = 0
@@ -442,6 +452,16 @@ def _explicit_costs_kernel(hists, rows, slot_of, count_bits, lengths, costs, wor
             table_bits += 2 * _LENGTH_BITS + last_slot + 1 + n * width
         costs[r, 0] = 8 * ((table_bits + 7) // 8)
         costs[r, 1] = bits
+        code = 0
+        next_code[0] = 0
+        for length in range(1, MAX_CODE_LENGTH + 1):
+            code = (code + per_length[length - 1]) << 1
+            next_code[length] = code
+        for a in range(hists.shape[1]):
+            length = np.int64(lengths[r, a])
+            if length > 0:
+                codes[r, a] = next_code[length]
+                next_code[length] += 1
 
 
 def _cheapest_tables(
@@ -464,16 +484,18 @@ def _cheapest_tables(
     static_wins = (choices[:, 0] >= 0) & (choices[:, 1] < bounds)
     rows = np.flatnonzero(~static_wins)
     lengths = np.zeros(hists.shape, dtype=np.uint8)
+    codes = np.zeros(hists.shape, dtype=np.uint32)
     costs = np.zeros((len(hists), 2), dtype=np.int64)
     if rows.size:
-        _explicit_costs_kernel(hists, rows, slot_of, count_bits, lengths, costs, huffman_work(hists.shape[1]))
+        _explicit_costs_kernel(hists, rows, slot_of, count_bits, lengths, codes, costs, huffman_work(hists.shape[1]))
     chosen = []
     for t, (kind, (best, bits), (table_bits, explicit_bits)) in enumerate(zip(kinds, choices.tolist(), costs.tolist())):
         if static_wins[t] or (best >= 0 and bits < table_bits + explicit_bits):
             chosen.append((best + 1, static.tables[kind][best], bits))
         else:
-            chosen.append((EXPLICIT, table_from_lengths(lengths[t, : ALPHABETS[kind]]), explicit_bits))
+            chosen.append((EXPLICIT, table_from_lengths(lengths[t], codes[t]), explicit_bits))
     return chosen
+
 
 
 def cheapest_table(hist: np.ndarray, kind: str, static: PlaneStatic) -> tuple[int, HuffmanTable, int]:
