@@ -28,6 +28,7 @@ from . import (
     jointdc,
     prediction,
     ratecontrol,
+    rdoq,
     resample,
     scratch,
     tablecoding,
@@ -102,13 +103,16 @@ def quantize_plane(
     step: float,
     rounding: float,
     static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
+    rd_factor: float = 0.0,
+    rate: rdoq.RateModel = rdoq.NO_RATE_MODEL,
 ) -> QuantizedPlane:
-    """Levels, DC residuals, tables and exact payload size of a plane at ``step``; the
-    symbols are counted once, here, and the counts reused for packing and for choosing
-    each table among the plane's optimal one and the ``static`` ones."""
+    """Levels, DC residuals, tables and exact payload size of a plane at ``step`` (levels
+    weighed by rate and distortion when ``rd_factor`` > 0, rdoq.py); the symbols are
+    counted once, here, and the counts reused for packing and for choosing each table
+    among the plane's optimal one and the ``static`` ones."""
     if isinstance(plane, PlaneCoefficients):
         plane = blockcoder.BlockCoefficients.complete(plane.rows, plane.cols, plane.coefficients)
-    quantized = plane.quantize(step, rounding)
+    quantized = plane.quantize(step, rounding, rd_factor, rate)
     dc_residuals = prediction.dc_residuals(quantized.dc_levels, plane.rows, plane.cols)
     counts = jointdc.plane_counts(
         dc_residuals, quantized.levels, quantized.last_nonzero, plane.cols, quantized.ac_hist, quantized.ac_extra_bits
@@ -134,11 +138,15 @@ def _header(frame: TransformedFrame, steps: tuple[float, ...]) -> StreamHeader:
 
 def quantize_frame(frame: TransformedFrame, quality: float) -> tuple[tuple[float, ...], list[QuantizedPlane]]:
     steps = stream_steps(frame, quality)
-    rounding, static = frame.profile.rounding, frame.profile.joint_tables
+    rounding, static, rd = frame.profile.rounding, frame.profile.joint_tables, frame.profile.rd
     return steps, [
-        quantize_plane(p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i))
+        quantize_plane(p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i), *_plane_rd(rd, i))
         for i, p in enumerate(frame.planes)
     ]
+
+
+def _plane_rd(rd: rdoq.RdChoice | None, plane_index: int) -> tuple[float, rdoq.RateModel]:
+    return (0.0, rdoq.NO_RATE_MODEL) if rd is None else (rd.factor, rd.for_plane(plane_index))
 
 
 def _plane_static(static: StaticTables | None, plane_index: int) -> tablecoding.PlaneStatic:
