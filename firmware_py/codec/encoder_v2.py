@@ -29,6 +29,7 @@ from . import (
     jointdc,
     prediction,
     ratecontrol,
+    rdoq,
     resample,
     scratch,
     tablecoding,
@@ -106,14 +107,16 @@ def quantize_plane(
     rounding: float,
     static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
     version: int = container_v2.CONTEXT_VERSION,
+    rd_factor: float = 0.0,
+    rate: rdoq.RateModel = rdoq.NO_RATE_MODEL,
 ) -> QuantizedPlane:
     """Levels, DC residuals, tables and exact payload size of a plane at ``step`` coded
-    as ``version`` (5 or 6); the symbols are counted once, here, and the counts reused
-    for packing and for choosing each table among the plane's optimal one and the
-    ``static`` ones."""
+    as ``version`` (5 or 6; levels weighed by rate and distortion when ``rd_factor`` > 0,
+    rdoq.py); the symbols are counted once, here, and the counts reused for packing and
+    for choosing each table among the plane's optimal one and the ``static`` ones."""
     if isinstance(plane, PlaneCoefficients):
         plane = blockcoder.BlockCoefficients.complete(plane.rows, plane.cols, plane.coefficients)
-    quantized = plane.quantize(step, rounding)
+    quantized = plane.quantize(step, rounding, rd_factor, rate)
     dc_residuals = prediction.dc_residuals(quantized.dc_levels, plane.rows, plane.cols)
     counts = jointdc.plane_counts(
         dc_residuals,
@@ -145,11 +148,17 @@ def _header(frame: TransformedFrame, steps: tuple[float, ...]) -> StreamHeader:
 
 def quantize_frame(frame: TransformedFrame, quality: float) -> tuple[tuple[float, ...], list[QuantizedPlane]]:
     steps = stream_steps(frame, quality)
-    rounding, static = frame.profile.rounding, frame.profile.static_set(frame.version)
+    rounding, static, rd = frame.profile.rounding, frame.profile.static_set(frame.version), frame.profile.rd
     return steps, [
-        quantize_plane(p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i), frame.version)
+        quantize_plane(
+            p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i), frame.version, *_plane_rd(rd, i)
+        )
         for i, p in enumerate(frame.planes)
     ]
+
+
+def _plane_rd(rd: rdoq.RdChoice | None, plane_index: int) -> tuple[float, rdoq.RateModel]:
+    return (0.0, rdoq.NO_RATE_MODEL) if rd is None else (rd.factor, rd.for_plane(plane_index))
 
 
 def _plane_static(static: StaticTables | None, plane_index: int) -> tablecoding.PlaneStatic:
