@@ -35,7 +35,7 @@ CURVE_BPP = (0.04, 0.05, 0.07, 0.1, 0.13, 0.15, 0.2, 0.25, 0.3)
 
 def with_factor(profile: TransformProfile, factor: float) -> TransformProfile:
     """``profile`` with its rate-distortion factor set to ``factor`` (0: dead-zone levels)."""
-    return replace(profile, rd=rdoq.rd_choice(factor, profile.joint_tables))
+    return replace(profile, rd=rdoq.rd_choice(factor, profile.context_tables))
 
 
 def point(image: np.ndarray, bpp: float, profile: TransformProfile) -> tuple[int, float]:

@@ -3,11 +3,12 @@
 Below the profile's budget threshold the frame is first 2x2-averaged to half
 resolution (resample.py). Per plane: 8x8 blocks -> learned orthonormal transform (one
 64x64 product) -> dead-zone quantization (chroma with a finer step,
-color.CHROMA_STEP_RATIO) -> MED prediction of the DC level -> joint DC symbols (DC size
-and "no AC level", one table per neighbour context) and (zero-run, size, last) Huffman
-symbols, a block's first from its own table, the others from the table of the index
-where their run starts (jointdc.py), with per-plane optimal tables, each sent in a compact coding or
-replaced by the profile's static table that codes the plane in fewer bits
+color.CHROMA_STEP_RATIO; levels then lowered where rate and distortion say so,
+rdoq.py) -> MED prediction of the DC level -> joint DC symbols (DC size and "no AC
+level", one table per neighbour context) and (zero-run, size, last) Huffman symbols, a
+block's first from its own table, the others from the table of the index where their
+run starts (jointdc.py), with per-plane optimal tables, each sent in a compact coding
+or replaced by the profile's static table that codes the plane in fewer bits
 (tablecoding.py). With the default (numba) backend, the transform, quantization and AC
 symbol counts are one kernel pass (blockcoder), which computes only coefficients that
 can be non-zero and keeps them: each coefficient is computed at most once per frame.
