@@ -36,7 +36,7 @@ from .jointdc import CONTEXTS
 from .models import LinearAutoencoder
 from .quantize import MAX_LEVEL
 from .rdoq import choose_block_levels, not_empty_bits
-from .runlength import AC_ALPHABET, EOB, MAX_RUN, ZRL, size_category
+from .runlength import AC_ALPHABET, count_block_ac
 
 # Slack of the energy bound: relative (to gain * |x - v|^2) and absolute, both many
 # orders above the float64 rounding of the sums involved.
@@ -170,21 +170,7 @@ def _quantize_kernel(
                 bits = not_empty_bits(seen, context)
                 last = choose_block_levels(values, levels, b, last, step, rd_lambda, ac_bits, bits, positions)
             seen[context, 1 if last > 0 else 0] += 1
-        run = 0
-        for j in range(1, last + 1):
-            level = levels[b, j]
-            if level == 0:
-                run += 1
-                continue
-            while run > MAX_RUN:
-                ac_hist[ZRL] += 1
-                run -= MAX_RUN + 1
-            size = size_category(level)  # <= 14 bits: |level| <= MAX_LEVEL
-            ac_hist[run * 16 + size] += 1
-            extra += size
-            run = 0
-        if last < BLOCK_PIXELS - 1:
-            ac_hist[EOB] += 1
+        extra += count_block_ac(levels, b, last, ac_hist)  # never -1: |level| <= MAX_LEVEL
         last_nonzero[b] = last
     return STATUS_OK, extra
 
