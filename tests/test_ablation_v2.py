@@ -12,7 +12,7 @@ import pytest
 
 from export import ablation_v2, train_v2
 from firmware_py import datasets
-from firmware_py.codec import decoder_v2, encoder_v2, read_header, runlength, scratch
+from firmware_py.codec import decoder_v2, encode, read_header, runlength
 from firmware_py.codec.profile_v2 import get_transform_profile
 
 from codec_helpers import crop
@@ -23,10 +23,8 @@ KLT = ablation_v2.VARIANTS[0]
 @pytest.mark.parametrize("quality", [0.5, 2.0])
 def test_sizes_and_decoded_images_are_the_codecs(lena2, quality):
     image = crop(lena2, 72, 104)
-    # The ablation codes dead-zone levels: the klt encoder without its rate-distortion choice (rdoq.py).
-    profile = replace(get_transform_profile("klt"), rd=None)
-    with scratch.reusing_arrays():
-        stream = encoder_v2.code_frame(encoder_v2.transform_frame(image, profile), quality)
+    stream = encode(image, quality=quality, profile="klt")
+    profile = get_transform_profile("klt")
     step = read_header(stream).steps[0]
     plane = train_v2.plane_coefficients(image, profile.basis)
     levels = train_v2.levels_at(plane, step, profile.rounding)

@@ -29,14 +29,12 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from . import deadzone, rdoq, scratch, transform
+from . import deadzone, scratch, transform
 from .blocking import BLOCK, BLOCK_PIXELS, block_grid, plane_to_blocks
 from .deadzone import STATUS_NOT_FINITE, STATUS_OK, STATUS_TOO_LARGE, check_rounding, check_status, check_steps
-from .jointdc import CONTEXTS
 from .models import LinearAutoencoder
 from .quantize import MAX_LEVEL
-from .rdoq import choose_block_levels, not_empty_bits
-from .runlength import AC_ALPHABET, count_block_ac
+from .runlength import AC_ALPHABET, EOB, MAX_RUN, ZRL, size_category
 
 # Slack of the energy bound: relative (to gain * |x - v|^2) and absolute, both many
 # orders above the float64 rounding of the sums involved.
@@ -59,12 +57,10 @@ class PlaneLevels:
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _quantize_kernel(
     plane, weight_t, bias, centre, gain, cols, coefficients, known, bound, peak, step, rounding,
-    rd_lambda, ac_bits, dc_levels, last_nonzero, levels, ac_hist,
+    dc_levels, last_nonzero, levels, ac_hist,
 ):  # fmt: skip
     """Quantize every block, extending its coefficients first as far as ``step`` needs when
-    ``plane`` is given; with ``rd_lambda`` > 0, lower the levels of blocks with AC levels
-    where that pays (rdoq.choose_block_levels, AC rate model ``ac_bits``, rdoq.RateModel.ac);
-    count its AC symbols as runlength does; (status, AC extra bits).
+    ``plane`` is given; count its AC symbols as runlength does; (status, AC extra bits).
 
     Computed coefficients are kept in ``coefficients[k, b]`` when it has columns; without,
     each call starts every block afresh. Stops at the first coefficient of over MAX_LEVEL
@@ -83,8 +79,6 @@ def _quantize_kernel(
     x = np.empty(BLOCK_PIXELS)
     values = np.empty(BLOCK_PIXELS)
     extra = 0
-    seen = np.zeros((CONTEXTS, 2))  # empty and non-empty blocks so far per context (rdoq.not_empty_bits)
-    positions = np.empty(BLOCK_PIXELS, dtype=np.int64)
     for b in range(known.shape[0]):
         k = known[b] if keep else 0
         stored = k
@@ -145,11 +139,13 @@ def _quantize_kernel(
         count = 1 if peak[b] < surely_zero else k
         for j in range(min(stored, count)):
             values[j] = coefficients[j, b]
+        run = 0
         last = 0
         for j in range(count):
             c = values[j]
             if j > 0 and abs(c) < surely_zero:
-                continue  # an AC level of 0, without a division
+                run += 1  # an AC level of 0, without a division
+                continue
             scaled = abs(c) / step
             if not scaled <= MAX_LEVEL:
                 return (STATUS_TOO_LARGE if np.isfinite(c) else STATUS_NOT_FINITE), extra
@@ -158,19 +154,19 @@ def _quantize_kernel(
             levels[b, j] = signed
             if j == 0:
                 dc_levels[b] = signed
-            elif level != 0:
+            elif level == 0:
+                run += 1
+            else:
+                while run > MAX_RUN:
+                    ac_hist[ZRL] += 1
+                    run -= MAX_RUN + 1
+                size = size_category(level)  # <= 14 bits: |level| <= MAX_LEVEL
+                ac_hist[run * 16 + size] += 1
+                extra += size
+                run = 0
                 last = j
-        if rd_lambda > 0.0:
-            context = 0  # as jointdc's contexts
-            if b % cols > 0 and last_nonzero[b - 1] > 0:
-                context += 1
-            if b >= cols and last_nonzero[b - cols] > 0:
-                context += 1
-            if last > 0:
-                bits = not_empty_bits(seen, context)
-                last = choose_block_levels(values, levels, b, last, step, rd_lambda, ac_bits, bits, positions)
-            seen[context, 1 if last > 0 else 0] += 1
-        extra += count_block_ac(levels, b, last, ac_hist)  # never -1: |level| <= MAX_LEVEL
+        if last < BLOCK_PIXELS - 1:
+            ac_hist[EOB] += 1
         last_nonzero[b] = last
     return STATUS_OK, extra
 
@@ -262,15 +258,10 @@ class BlockCoefficients:
             self.coefficients = scratch.empty((BLOCK_PIXELS, self.rows * self.cols))
             self.known[:] = 0
 
-    def quantize(
-        self, step: float, rounding: float, rd_factor: float = 0.0, rate: rdoq.RateModel = rdoq.NO_RATE_MODEL
-    ) -> PlaneLevels:
-        """Dead-zone levels at ``step`` (as deadzone.quantize gives them) and their AC counts;
-        with ``rd_factor`` > 0, the levels rdoq.py chooses from them (lambda = rd_factor *
-        step^2, bits from ``rate``)."""
+    def quantize(self, step: float, rounding: float) -> PlaneLevels:
+        """Dead-zone levels at ``step`` (as deadzone.quantize gives them) and their AC counts."""
         check_rounding(rounding)
         check_steps(step)
-        rdoq.check_rate(rd_factor, rate)
         n = self.rows * self.cols
         dc_levels = np.empty(n, dtype=np.int64)
         last_nonzero = np.empty(n, dtype=np.int64)
@@ -279,8 +270,7 @@ class BlockCoefficients:
         basis = self._basis
         status, extra = _quantize_kernel(
             self._plane, basis.weight_t, basis.bias, basis.centre, basis.gain, self.cols, self.coefficients,
-            self.known, self.bound, self.peak, float(step), float(rounding), float(rd_factor * step * step),
-            rate.ac, dc_levels, last_nonzero, levels, ac_hist,
+            self.known, self.bound, self.peak, float(step), float(rounding), dc_levels, last_nonzero, levels, ac_hist,
         )  # fmt: skip
         check_status(status)
         return PlaneLevels(dc_levels, last_nonzero, levels, ac_hist, int(extra))

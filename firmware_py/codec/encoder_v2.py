@@ -3,12 +3,11 @@
 Below the profile's budget threshold the frame is first 2x2-averaged to half
 resolution (resample.py). Per plane: 8x8 blocks -> learned orthonormal transform (one
 64x64 product) -> dead-zone quantization (chroma with a finer step,
-color.CHROMA_STEP_RATIO; levels then lowered where rate and distortion say so,
-rdoq.py) -> MED prediction of the DC level -> joint DC symbols (DC size and "no AC
-level", one table per neighbour context) and (zero-run, size, last) Huffman symbols, a
-block's first from its own table, the others from the table of the index where their
-run starts (jointdc.py), with per-plane optimal tables, each sent in a compact coding
-or replaced by the profile's static table that codes the plane in fewer bits
+color.CHROMA_STEP_RATIO) -> MED prediction of the DC level -> joint DC symbols (DC size
+and "no AC level", one table per neighbour context) and (zero-run, size, last) Huffman
+symbols, a block's first from its own table, the others from the table of the index
+where their run starts (jointdc.py), with per-plane optimal tables, each sent in a compact coding or
+replaced by the profile's static table that codes the plane in fewer bits
 (tablecoding.py). With the default (numba) backend, the transform, quantization and AC
 symbol counts are one kernel pass (blockcoder), which computes only coefficients that
 can be non-zero and keeps them: each coefficient is computed at most once per frame.
@@ -30,7 +29,6 @@ from . import (
     jointdc,
     prediction,
     ratecontrol,
-    rdoq,
     resample,
     scratch,
     tablecoding,
@@ -108,16 +106,14 @@ def quantize_plane(
     rounding: float,
     static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
     version: int = container_v2.CONTEXT_VERSION,
-    rd_factor: float = 0.0,
-    rate: rdoq.RateModel = rdoq.NO_RATE_MODEL,
 ) -> QuantizedPlane:
     """Levels, DC residuals, tables and exact payload size of a plane at ``step`` coded
-    as ``version`` (5 or 6; levels weighed by rate and distortion when ``rd_factor`` > 0,
-    rdoq.py); the symbols are counted once, here, and the counts reused for packing and
-    for choosing each table among the plane's optimal one and the ``static`` ones."""
+    as ``version`` (5 or 6); the symbols are counted once, here, and the counts reused
+    for packing and for choosing each table among the plane's optimal one and the
+    ``static`` ones."""
     if isinstance(plane, PlaneCoefficients):
         plane = blockcoder.BlockCoefficients.complete(plane.rows, plane.cols, plane.coefficients)
-    quantized = plane.quantize(step, rounding, rd_factor, rate)
+    quantized = plane.quantize(step, rounding)
     dc_residuals = prediction.dc_residuals(quantized.dc_levels, plane.rows, plane.cols)
     counts = jointdc.plane_counts(
         dc_residuals,
@@ -149,17 +145,11 @@ def _header(frame: TransformedFrame, steps: tuple[float, ...]) -> StreamHeader:
 
 def quantize_frame(frame: TransformedFrame, quality: float) -> tuple[tuple[float, ...], list[QuantizedPlane]]:
     steps = stream_steps(frame, quality)
-    rounding, static, rd = frame.profile.rounding, frame.profile.static_set(frame.version), frame.profile.rd
+    rounding, static = frame.profile.rounding, frame.profile.static_set(frame.version)
     return steps, [
-        quantize_plane(
-            p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i), frame.version, *_plane_rd(rd, i)
-        )
+        quantize_plane(p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i), frame.version)
         for i, p in enumerate(frame.planes)
     ]
-
-
-def _plane_rd(rd: rdoq.RdChoice | None, plane_index: int) -> tuple[float, rdoq.RateModel]:
-    return (0.0, rdoq.NO_RATE_MODEL) if rd is None else (rd.factor, rd.for_plane(plane_index))
 
 
 def _plane_static(static: StaticTables | None, plane_index: int) -> tablecoding.PlaneStatic:

@@ -4,9 +4,7 @@ and a decoder-side restoration model, bound from the model manifest.
 A manifest profile with ``"format": 2`` is one of these; ``klt`` is the default. Its
 entry names the basis (``class_models[0]``, a 64-latent linear autoencoder whose
 encoder is the transpose of its decoder), the restoration model, the base step and the
-dead-zone rounding offset, all chosen offline on the training split (export/train_v2.py),
-and optionally ``rd_factor``, the encoder's rate-distortion weight of levels (rdoq.py;
-fitted by export/measure_rdoq.py; absent or 0: plain dead-zone levels).
+dead-zone rounding offset, all chosen offline on the training split (export/train_v2.py).
 """
 
 from __future__ import annotations
@@ -18,10 +16,9 @@ from .blocking import BLOCK_PIXELS
 from .container_v2 import CONTEXT_VERSION, JOINT_VERSION, SCALED_VERSION, STATIC_TABLE_VERSION
 from .errors import ModelError, QpvError
 from .models import LinearAutoencoder, load_autoencoder, load_manifest
-from .postfilter import PostFilter, load_postfilter
 from .profiles import MAX_QUALITY, MIN_QUALITY
-from .rdoq import RdChoice, load_rd_choice
 from .resample import HalfResolution, load_half_resolution
+from .postfilter import PostFilter, load_postfilter
 from .restoration import RestorationModel, load_restoration
 from .statictables import VERSION_5_KINDS, VERSION_6_KINDS, StaticTables, load_static_tables
 
@@ -50,8 +47,6 @@ class TransformProfile:
     postfilter: PostFilter | None = None
     joint_tables: StaticTables | None = None  # static Huffman tables of version 5 streams
     context_tables: StaticTables | None = None  # and of version 6 streams
-    # How the encoder weighs levels by rate and distortion (rdoq.py); None: dead-zone levels.
-    rd: RdChoice | None = None
 
     @property
     def fingerprint(self) -> bytes:
@@ -121,8 +116,7 @@ def _bind(name: str, entry: dict) -> TransformProfile:
     filtering = load_postfilter(entry["postfilter"]) if "postfilter" in entry else None
     joint = load_static_tables(entry["joint_tables"], None, VERSION_5_KINDS) if "joint_tables" in entry else None
     context = load_static_tables(entry["context_tables"], None, VERSION_6_KINDS) if "context_tables" in entry else None
-    rd = load_rd_choice(float(entry.get("rd_factor", 0.0)), entry.get("context_tables"))
     return TransformProfile(
-        name, int(entry["id"]), basis, restoration, base_step, rounding, half, static, filtering, joint, context, rd
+        name, int(entry["id"]), basis, restoration, base_step, rounding, half, static, filtering, joint, context
     )
 

@@ -101,32 +101,6 @@ def _count_dc(dc_residuals, dc_hist):
     return extra
 
 
-@numba.njit(cache=True, inline="always")
-def count_block_ac(levels, b, last, ac_hist):
-    """Add block b's AC symbols up to its last non-zero level ``last`` (0: none), and its
-    EOB unless that is coefficient 63, to ``ac_hist``; their extra bits, or -1 if a level
-    is too big. Inlined: the quantizing kernel (blockcoder) counts every block with it."""
-    extra = 0
-    run = 0
-    for j in range(1, last + 1):
-        v = levels[b, j]
-        if v == 0:
-            run += 1
-            continue
-        while run > MAX_RUN:
-            ac_hist[ZRL] += 1
-            run -= MAX_RUN + 1
-        size = size_category(v)
-        if size > MAX_SIZE:
-            return -1
-        ac_hist[run * 16 + size] += 1
-        extra += size
-        run = 0
-    if last < levels.shape[1] - 1:
-        ac_hist[EOB] += 1
-    return extra
-
-
 @numba.njit(cache=True)
 def _count_kernel(dc_residuals, levels, dc_hist, ac_hist):
     """Add the plane's symbols to the histograms; the extra bits, or -1 if a value is too big."""
@@ -134,10 +108,24 @@ def _count_kernel(dc_residuals, levels, dc_hist, ac_hist):
     if extra < 0:
         return -1
     for b in range(levels.shape[0]):
-        block_extra = count_block_ac(levels, b, _last_nonzero(levels, b), ac_hist)
-        if block_extra < 0:
-            return -1
-        extra += block_extra
+        last = _last_nonzero(levels, b)
+        run = 0
+        for j in range(1, last + 1):
+            v = levels[b, j]
+            if v == 0:
+                run += 1
+                continue
+            while run > MAX_RUN:
+                ac_hist[ZRL] += 1
+                run -= MAX_RUN + 1
+            size = size_category(v)
+            if size > MAX_SIZE:
+                return -1
+            ac_hist[run * 16 + size] += 1
+            extra += size
+            run = 0
+        if last < levels.shape[1] - 1:
+            ac_hist[EOB] += 1
     return extra
 
 
