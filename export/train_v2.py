@@ -148,12 +148,9 @@ def tune_rounding(images, planes, model, log) -> tuple[float, float, dict]:
     return best, base_step, {"bpp": TUNING_BPP, "pooled_unrestored_psnr_db": means}
 
 
-def levels_at(plane: PlaneCoefficients, step: float, rounding: float, trailing_one: float = 0.0) -> np.ndarray:
-    """The plane's levels as the encoder quantizes them at ``step`` (``trailing_one``: the
-    profile's rule for weak trailing 1s, deadzone.drop_weak_trailing_ones; the restoration
-    is fitted on plain dead-zone levels, before that rule's threshold is tuned)."""
-    levels = deadzone.quantize(plane.coefficients, np.full(blocking.BLOCK_PIXELS, step), rounding)
-    return deadzone.drop_weak_trailing_ones(levels, plane.coefficients, step, trailing_one)
+def levels_at(plane: PlaneCoefficients, step: float, rounding: float) -> np.ndarray:
+    """The plane's levels as the encoder quantizes them at ``step``."""
+    return deadzone.quantize(plane.coefficients, np.full(blocking.BLOCK_PIXELS, step), rounding)
 
 
 def restoration_model(weights: np.ndarray, edge_weights: np.ndarray) -> restoration.RestorationModel:

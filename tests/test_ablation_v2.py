@@ -27,7 +27,7 @@ def test_sizes_and_decoded_images_are_the_codecs(lena2, quality):
     profile = get_transform_profile("klt")
     step = read_header(stream).steps[0]
     plane = train_v2.plane_coefficients(image, profile.basis)
-    levels = train_v2.levels_at(plane, step, profile.rounding, profile.trailing_one)
+    levels = train_v2.levels_at(plane, step, profile.rounding)
     static = profile.context_tables.for_plane(0)
     assert ablation_v2.stream_bytes(levels, plane, image.shape, step, KLT, static) == len(stream)
     decoded = ablation_v2.decoded_image(

@@ -120,9 +120,11 @@ def drop_weak_trailing_ones(
     whose coefficient is under ``trailing_one`` steps become 0 until another level is met."""
     check_trailing_one(trailing_one)
     out = np.array(levels, dtype=np.int64)
-    kept = (out != 0) & ~((np.abs(out) == 1) & (np.abs(coefficients) / step < trailing_one))
-    kept[:, 0] = False
-    columns = np.arange(out.shape[1])
-    last_kept = np.where(kept.any(axis=1), out.shape[1] - 1 - np.argmax(kept[:, ::-1], axis=1), 0)
-    out[columns[None, :] > last_kept[:, None]] = 0
+    weak = (np.abs(out) == 1) & (np.abs(coefficients) / step < trailing_one)
+    weak[:, 0] = False
+    for block in range(out.shape[0]):
+        for j in np.flatnonzero(out[block, 1:])[::-1] + 1:
+            if not weak[block, j]:
+                break
+            out[block, j] = 0
     return out
