@@ -39,7 +39,6 @@ test: $(VENV)/.installed
 models: $(VENV)/.installed
 	$(PY) -m export.train --out models
 	$(PY) -m export.train_v2 --out models
-	$(PY) -m export.tune_trailing --out models
 	$(PY) -m export.train_upsampler --out models
 	$(PY) -m export.train_tables --out models
 	$(PY) -m export.train_postfilter --out models

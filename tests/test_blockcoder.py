@@ -25,10 +25,8 @@ def profile():
     return get_transform_profile(PROFILE)
 
 
-def reference_levels(
-    plane: np.ndarray, basis: LinearAutoencoder, step: float, rounding: float, trailing_one: float = 0.0
-) -> np.ndarray:
-    return blockcoder.quantize_reference(plane, basis, step, rounding, trailing_one)
+def reference_levels(plane: np.ndarray, basis: LinearAutoencoder, step: float, rounding: float) -> np.ndarray:
+    return blockcoder.quantize_reference(plane, basis, step, rounding)
 
 
 def assert_matches_reference(quantized: blockcoder.PlaneLevels, reference: np.ndarray) -> None:
@@ -46,18 +44,17 @@ def assert_matches_reference(quantized: blockcoder.PlaneLevels, reference: np.nd
 sizes = st.tuples(st.integers(1, 40), st.integers(1, 40))
 steps = st.sampled_from([6.25, 37.5, 100.0, 250.0, 1600.0])  # the klt steps at qualities 1/16 .. 16
 roundings = st.sampled_from([0.1, 0.3, 0.5])
-trailing_ones = st.sampled_from([0.0, 0.8, 1.0])
 
 
 @settings(max_examples=60)
-@given(sizes, st.integers(0, 2**32 - 1), steps, roundings, trailing_ones)
-def test_kernel_matches_reference_on_random_planes(profile, size, seed, step, rounding, trailing_one):
+@given(sizes, st.integers(0, 2**32 - 1), steps, roundings)
+def test_kernel_matches_reference_on_random_planes(profile, size, seed, step, rounding):
     rng = np.random.default_rng(seed)
     # Smooth areas (most blocks skip coefficients) beside noise (most blocks need many).
     smooth = np.add.outer(np.arange(size[0]), 2 * np.arange(size[1])) + rng.normal(0, 2, size)
     plane = np.where(rng.random(size) < 0.3, rng.uniform(0, 255, size), 60 + smooth)
-    quantized = blockcoder.BlockCoefficients.of_plane(plane, profile.basis).quantize(step, rounding, trailing_one)
-    assert_matches_reference(quantized, reference_levels(plane, profile.basis, step, rounding, trailing_one))
+    quantized = blockcoder.BlockCoefficients.of_plane(plane, profile.basis).quantize(step, rounding)
+    assert_matches_reference(quantized, reference_levels(plane, profile.basis, step, rounding))
 
 
 def test_kernel_matches_reference_on_real_planes_and_skips_coefficients(profile, kodim23):
@@ -77,9 +74,8 @@ def test_retained_passes_extend_and_match_reference_at_every_step(profile, kodim
     coefficients.retain()
     known = coefficients.known.copy()
     for step in (400.0, 50.0, 1600.0, 6.25, 100.0):
-        quantized = coefficients.quantize(step, profile.rounding, profile.trailing_one)
-        expected = reference_levels(plane, profile.basis, step, profile.rounding, profile.trailing_one)
-        assert_matches_reference(quantized, expected)
+        quantized = coefficients.quantize(step, profile.rounding)
+        assert_matches_reference(quantized, reference_levels(plane, profile.basis, step, profile.rounding))
         assert np.all(coefficients.known >= known)  # computed once, kept
         known = coefficients.known.copy()
     exact = transform.analyse(blocking.plane_to_blocks(plane), profile.basis)
@@ -99,42 +95,6 @@ def test_complete_coefficients_match_the_lazy_ones(profile, lena2):
         for field in ("levels", "dc_levels", "last_nonzero", "ac_hist"):
             np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
         assert a.ac_extra_bits == b.ac_extra_bits
-
-
-def test_weak_trailing_ones_are_dropped_from_the_end_only():
-    step = 10.0
-    coefficients = np.zeros((3, 64))
-    coefficients[0, [0, 3, 7, 9]] = [55.0, -7.5, 7.9, -7.2]  # 1s at 0.75, 0.79, 0.72 steps: all weak
-    coefficients[1, [0, 2, 5, 6]] = [-20.0, 7.1, 25.0, -7.3]  # the weak 1 before a 2 stays
-    coefficients[2, [4, 8]] = [8.5, 7.4]  # 0.85 steps is not weak at 0.8: only the last 1 goes
-    levels = deadzone.quantize_reference(coefficients, np.full(64, step), 0.3)
-    dropped = deadzone.drop_weak_trailing_ones(levels, coefficients, step, 0.8)
-    expected = levels.copy()
-    expected[0, [3, 7, 9]] = 0
-    expected[1, 6] = 0
-    expected[2, 8] = 0
-    np.testing.assert_array_equal(dropped, expected)
-    assert dropped[0, 0] == 6 and dropped[1, 2] == 1 and dropped[2, 4] == 1  # DC never, and not past a kept level
-    np.testing.assert_array_equal(deadzone.drop_weak_trailing_ones(levels, coefficients, step, 0.0), levels)
-
-
-@pytest.mark.parametrize("threshold", [-0.1, 1.5, float("nan")])
-def test_trailing_one_threshold_out_of_range_is_refused(profile, threshold):
-    coefficients = blockcoder.BlockCoefficients.of_plane(np.zeros((8, 8)), profile.basis)
-    with pytest.raises(ValueError, match="trailing-one"):
-        coefficients.quantize(10.0, 0.3, threshold)
-
-
-def test_the_klt_profile_drops_weak_trailing_ones(profile, kodim23):
-    """The shipped encoder applies the rule (and it changes levels on a real plane)."""
-    assert 0 < profile.trailing_one <= 1
-    gray = np.round(color.rgb_to_planes(crop(kodim23, 96, 128))[0]).astype(np.uint8)
-    frame = encoder_v2.transform_frame(gray, profile)
-    steps, planes = encoder_v2.quantize_frame(frame, 40.0 / profile.base_step)
-    expected = reference_levels(gray, profile.basis, steps[0], profile.rounding, profile.trailing_one)
-    np.testing.assert_array_equal(planes[0].levels, expected)
-    plain = reference_levels(gray, profile.basis, steps[0], profile.rounding)
-    assert np.count_nonzero(planes[0].levels) < np.count_nonzero(plain)
 
 
 def random_basis(seed: int, scale: float) -> LinearAutoencoder:

@@ -11,7 +11,6 @@ import pytest
 
 from firmware_py.cli import EXIT_BAD_INPUT, main
 from firmware_py.codec import ModelError, available_profiles, decode, encode, models
-from firmware_py.codec.profile_v2 import get_transform_profile
 from firmware_py.codec.profiles import get_profile
 
 from codec_helpers import REPO
@@ -117,13 +116,3 @@ def test_unreadable_manifest(models_copy):
     (models_copy / models.MANIFEST_NAME).write_text("{not json")
     with pytest.raises(ModelError, match="unreadable"):
         available_profiles()
-
-
-@pytest.mark.parametrize("value", [-0.5, 1.2])
-def test_profile_with_an_invalid_trailing_one_threshold_is_refused(models_copy, value):
-    manifest = manifest_of(models_copy)
-    manifest["profiles"]["klt"]["trailing_one"] = value
-    write_manifest(models_copy, manifest)
-    models.clear_caches()
-    with pytest.raises(ModelError, match="trailing-one threshold"):
-        get_transform_profile("klt")

@@ -31,15 +31,7 @@ import numpy as np
 
 from . import deadzone, scratch, transform
 from .blocking import BLOCK, BLOCK_PIXELS, block_grid, plane_to_blocks
-from .deadzone import (
-    STATUS_NOT_FINITE,
-    STATUS_OK,
-    STATUS_TOO_LARGE,
-    check_rounding,
-    check_status,
-    check_steps,
-    check_trailing_one,
-)
+from .deadzone import STATUS_NOT_FINITE, STATUS_OK, STATUS_TOO_LARGE, check_rounding, check_status, check_steps
 from .models import LinearAutoencoder
 from .quantize import MAX_LEVEL
 from .runlength import AC_ALPHABET, EOB, MAX_RUN, ZRL, size_category
@@ -64,12 +56,11 @@ class PlaneLevels:
 
 @numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _quantize_kernel(
-    plane, weight_t, bias, centre, gain, cols, coefficients, known, bound, peak, step, rounding, trailing_one,
+    plane, weight_t, bias, centre, gain, cols, coefficients, known, bound, peak, step, rounding,
     dc_levels, last_nonzero, levels, ac_hist,
 ):  # fmt: skip
     """Quantize every block, extending its coefficients first as far as ``step`` needs when
-    ``plane`` is given; drop its weak trailing 1s (under ``trailing_one`` steps; 0: none);
-    count its AC symbols as runlength does; (status, AC extra bits).
+    ``plane`` is given; count its AC symbols as runlength does; (status, AC extra bits).
 
     Computed coefficients are kept in ``coefficients[k, b]`` when it has columns; without,
     each call starts every block afresh. Stops at the first coefficient of over MAX_LEVEL
@@ -148,11 +139,12 @@ def _quantize_kernel(
         count = 1 if peak[b] < surely_zero else k
         for j in range(min(stored, count)):
             values[j] = coefficients[j, b]
+        run = 0
         last = 0
-        kept = 0  # the last AC level that is not a weak 1 (deadzone.drop_weak_trailing_ones)
         for j in range(count):
             c = values[j]
             if j > 0 and abs(c) < surely_zero:
+                run += 1  # an AC level of 0, without a division
                 continue
             scaled = abs(c) / step
             if not scaled <= MAX_LEVEL:
@@ -162,26 +154,17 @@ def _quantize_kernel(
             levels[b, j] = signed
             if j == 0:
                 dc_levels[b] = signed
-            elif level != 0:
-                last = j
-                if level > 1 or not scaled < trailing_one:
-                    kept = j
-        for j in range(kept + 1, last + 1):
-            levels[b, j] = 0
-        last = kept
-        run = 0  # then the block's AC symbols, counted as runlength does
-        for j in range(1, last + 1):
-            level = abs(levels[b, j])
-            if level == 0:
+            elif level == 0:
                 run += 1
-                continue
-            while run > MAX_RUN:
-                ac_hist[ZRL] += 1
-                run -= MAX_RUN + 1
-            size = size_category(level)  # <= 14 bits: |level| <= MAX_LEVEL
-            ac_hist[run * 16 + size] += 1
-            extra += size
-            run = 0
+            else:
+                while run > MAX_RUN:
+                    ac_hist[ZRL] += 1
+                    run -= MAX_RUN + 1
+                size = size_category(level)  # <= 14 bits: |level| <= MAX_LEVEL
+                ac_hist[run * 16 + size] += 1
+                extra += size
+                run = 0
+                last = j
         if last < BLOCK_PIXELS - 1:
             ac_hist[EOB] += 1
         last_nonzero[b] = last
@@ -275,12 +258,10 @@ class BlockCoefficients:
             self.coefficients = scratch.empty((BLOCK_PIXELS, self.rows * self.cols))
             self.known[:] = 0
 
-    def quantize(self, step: float, rounding: float, trailing_one: float = 0.0) -> PlaneLevels:
-        """Dead-zone levels at ``step`` (as deadzone.quantize gives them), weak trailing 1s
-        dropped (deadzone.drop_weak_trailing_ones; 0 keeps them all), and their AC counts."""
+    def quantize(self, step: float, rounding: float) -> PlaneLevels:
+        """Dead-zone levels at ``step`` (as deadzone.quantize gives them) and their AC counts."""
         check_rounding(rounding)
         check_steps(step)
-        check_trailing_one(trailing_one)
         n = self.rows * self.cols
         dc_levels = np.empty(n, dtype=np.int64)
         last_nonzero = np.empty(n, dtype=np.int64)
@@ -289,18 +270,14 @@ class BlockCoefficients:
         basis = self._basis
         status, extra = _quantize_kernel(
             self._plane, basis.weight_t, basis.bias, basis.centre, basis.gain, self.cols, self.coefficients,
-            self.known, self.bound, self.peak, float(step), float(rounding), float(trailing_one),
-            dc_levels, last_nonzero, levels, ac_hist,
+            self.known, self.bound, self.peak, float(step), float(rounding), dc_levels, last_nonzero, levels, ac_hist,
         )  # fmt: skip
         check_status(status)
         return PlaneLevels(dc_levels, last_nonzero, levels, ac_hist, int(extra))
 
 
-def quantize_reference(
-    plane: np.ndarray, basis: LinearAutoencoder, step: float, rounding: float, trailing_one: float = 0.0
-) -> np.ndarray:
+def quantize_reference(plane: np.ndarray, basis: LinearAutoencoder, step: float, rounding: float) -> np.ndarray:
     """NumPy reference of :meth:`BlockCoefficients.quantize` on a plane: (n, 64) int64
     levels of the full transform of every block, for tests."""
     coefficients = transform.analyse(plane_to_blocks(plane), basis)
-    levels = deadzone.quantize_reference(coefficients, np.full(BLOCK_PIXELS, step), rounding)
-    return deadzone.drop_weak_trailing_ones(levels, coefficients, step, trailing_one)
+    return deadzone.quantize_reference(coefficients, np.full(BLOCK_PIXELS, step), rounding)

@@ -8,13 +8,6 @@ nearest (its prediction residuals, not its zeros, are what it costs).
 
 The decoder needs the same numbers to know each level's quantization cell
 (:func:`cell_bounds`), within which its restoration may move a coefficient.
-
-One rate-distortion rule goes further (:func:`drop_weak_trailing_ones`): a block's last
-AC level of magnitude 1 costs a whole (run, size, last) symbol, the most expensive kind
-per unit of distortion it removes, so it is kept only if its coefficient reaches
-``trailing_one`` steps (above the dead zone's ``1 - rounding``), repeatedly from the end.
-Held out it saves ~1 % of BD-rate for one comparison per level (docs/MODELS.md). The
-decoder is unchanged: any levels decode.
 """
 
 from __future__ import annotations
@@ -63,11 +56,6 @@ def check_rounding(rounding: float) -> None:
         raise ValueError(f"rounding offset must be in (0, 0.5], got {rounding}")
 
 
-def check_trailing_one(trailing_one: float) -> None:
-    if not 0.0 <= trailing_one <= 1.0:
-        raise ValueError(f"trailing-one threshold must be in [0, 1] steps, got {trailing_one}")
-
-
 def column_rounding(rounding: float, columns: int) -> np.ndarray:
     """Rounding offset of each coefficient column: 1/2 for DC, ``rounding`` for AC."""
     check_rounding(rounding)
@@ -110,21 +98,3 @@ def cell_bounds(levels: np.ndarray, steps: np.ndarray, rounding: float) -> tuple
     low = np.where(levels > 0, -r, r - 1.0) * steps
     high = np.where(levels < 0, r, 1.0 - r) * steps
     return low, high
-
-
-def drop_weak_trailing_ones(
-    levels: np.ndarray, coefficients: np.ndarray, step: float, trailing_one: float
-) -> np.ndarray:
-    """NumPy reference of the trailing-one rule on (n, k) AC-and-DC ``levels`` of
-    ``coefficients`` at one ``step``: from each block's end, AC levels of magnitude 1
-    whose coefficient is under ``trailing_one`` steps become 0 until another level is met."""
-    check_trailing_one(trailing_one)
-    out = np.array(levels, dtype=np.int64)
-    weak = (np.abs(out) == 1) & (np.abs(coefficients) / step < trailing_one)
-    weak[:, 0] = False
-    for block in range(out.shape[0]):
-        for j in np.flatnonzero(out[block, 1:])[::-1] + 1:
-            if not weak[block, j]:
-                break
-            out[block, j] = 0
-    return out

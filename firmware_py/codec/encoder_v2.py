@@ -106,15 +106,14 @@ def quantize_plane(
     rounding: float,
     static: tablecoding.PlaneStatic = tablecoding.NO_STATIC,
     version: int = container_v2.CONTEXT_VERSION,
-    trailing_one: float = 0.0,
 ) -> QuantizedPlane:
     """Levels, DC residuals, tables and exact payload size of a plane at ``step`` coded
     as ``version`` (5 or 6); the symbols are counted once, here, and the counts reused
     for packing and for choosing each table among the plane's optimal one and the
-    ``static`` ones. ``trailing_one``: see deadzone.drop_weak_trailing_ones."""
+    ``static`` ones."""
     if isinstance(plane, PlaneCoefficients):
         plane = blockcoder.BlockCoefficients.complete(plane.rows, plane.cols, plane.coefficients)
-    quantized = plane.quantize(step, rounding, trailing_one)
+    quantized = plane.quantize(step, rounding)
     dc_residuals = prediction.dc_residuals(quantized.dc_levels, plane.rows, plane.cols)
     counts = jointdc.plane_counts(
         dc_residuals,
@@ -146,13 +145,11 @@ def _header(frame: TransformedFrame, steps: tuple[float, ...]) -> StreamHeader:
 
 def quantize_frame(frame: TransformedFrame, quality: float) -> tuple[tuple[float, ...], list[QuantizedPlane]]:
     steps = stream_steps(frame, quality)
-    profile = frame.profile
-    static = profile.static_set(frame.version)
-    planes = []
-    for i, plane in enumerate(frame.planes):
-        step, plane_static = container_v2.plane_step(steps, i), _plane_static(static, i)
-        planes.append(quantize_plane(plane, step, profile.rounding, plane_static, frame.version, profile.trailing_one))
-    return steps, planes
+    rounding, static = frame.profile.rounding, frame.profile.static_set(frame.version)
+    return steps, [
+        quantize_plane(p, container_v2.plane_step(steps, i), rounding, _plane_static(static, i), frame.version)
+        for i, p in enumerate(frame.planes)
+    ]
 
 
 def _plane_static(static: StaticTables | None, plane_index: int) -> tablecoding.PlaneStatic:

@@ -47,9 +47,6 @@ class TransformProfile:
     postfilter: PostFilter | None = None
     joint_tables: StaticTables | None = None  # static Huffman tables of version 5 streams
     context_tables: StaticTables | None = None  # and of version 6 streams
-    # The encoder drops a block's trailing AC levels of 1 under this many steps
-    # (deadzone.drop_weak_trailing_ones); 0 keeps every dead-zone level. Decoders ignore it.
-    trailing_one: float = 0.0
 
     @property
     def fingerprint(self) -> bytes:
@@ -111,11 +108,8 @@ def _bind(name: str, entry: dict) -> TransformProfile:
     if basis.latents != BLOCK_PIXELS:
         raise ModelError(f"profile '{name}': basis '{basis.name}' has {basis.latents} latents, not {BLOCK_PIXELS}")
     base_step, rounding = float(entry["base_steps"][0]), float(entry["rounding"])
-    trailing_one = float(entry.get("trailing_one", 0.0))
-    if not (0 < base_step and 0 < rounding <= 0.5 and 0 <= trailing_one <= 1):
-        raise ModelError(
-            f"profile '{name}': invalid base step {base_step}, rounding {rounding} or trailing-one threshold {trailing_one}"
-        )
+    if not (0 < base_step and 0 < rounding <= 0.5):
+        raise ModelError(f"profile '{name}': invalid base step {base_step} or rounding {rounding}")
     half = load_half_resolution(entry["half_resolution"]) if "half_resolution" in entry else None
     restoration = load_restoration(entry["restoration"])
     static = load_static_tables(entry["static_tables"]) if "static_tables" in entry else None
@@ -123,7 +117,6 @@ def _bind(name: str, entry: dict) -> TransformProfile:
     joint = load_static_tables(entry["joint_tables"], None, VERSION_5_KINDS) if "joint_tables" in entry else None
     context = load_static_tables(entry["context_tables"], None, VERSION_6_KINDS) if "context_tables" in entry else None
     return TransformProfile(
-        name, int(entry["id"]), basis, restoration, base_step, rounding, half, static, filtering, joint, context,
-        trailing_one,
-    )  # fmt: skip
+        name, int(entry["id"]), basis, restoration, base_step, rounding, half, static, filtering, joint, context
+    )
 
