@@ -9,11 +9,19 @@ they can run in any order without dropping each other's entries.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 from firmware_py.codec import models
+from firmware_py.fsutil import write_atomically
+
+REPLACE_FROZEN_FLAG = "--replace-frozen"
+
+
+class FrozenArtifactError(Exception):
+    """A retrained artifact that stream fingerprints name would replace a different one."""
 
 
 def read_manifest(directory: Path) -> dict:
@@ -49,3 +57,19 @@ def record_profile_model(directory: Path, profile: str, key: str, model: str, en
         manifest["profiles"][profile][key] = model
 
     update_manifest(directory, record)
+
+
+def write_frozen_artifact(path: Path, data: bytes, replace: bool) -> None:
+    """Write an artifact that stream fingerprints name (the klt upsampler, the static
+    Huffman sets), refusing to change an existing one unless ``replace``: a new hash makes
+    every stream written with the old file undecodable (docs/MODELS.md, "Frozen
+    artifacts"). Rewriting identical bytes is allowed, so a reproducing run passes."""
+    if path.exists() and not replace:
+        old, new = hashlib.sha256(path.read_bytes()).hexdigest(), hashlib.sha256(data).hexdigest()
+        if old != new:
+            raise FrozenArtifactError(
+                f"{path} would change (sha256 {old[:16]}... -> {new[:16]}...): stream fingerprints name it, "
+                f"so every stream written with it would become undecodable; nothing was written. Pass "
+                f'{REPLACE_FROZEN_FLAG} to write it anyway (docs/MODELS.md, "Frozen artifacts")'
+            )
+    write_atomically(path, data)

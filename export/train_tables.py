@@ -24,7 +24,9 @@ code any plane; the encoder still sends an explicit table whenever that is cheap
 Writes models/klt-context-tables.npz (version 6; version 5: models/klt-joint-tables.npz;
 version 4: models/klt-tables.npz; statictables.py describes them), its manifest entry,
 and the klt profile's ``context_tables`` (``joint_tables``, ``static_tables``) key; every
-other manifest entry is left as it is.
+other manifest entry is left as it is. Stream fingerprints name the set, so a set that
+differs from the one in ``--out`` is not written (exit status 2, nothing changed) unless
+``--replace-frozen`` is given (docs/MODELS.md, "Frozen artifacts").
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from export.manifest import record_profile_model
+from export.manifest import REPLACE_FROZEN_FLAG, FrozenArtifactError, record_profile_model, write_frozen_artifact
 from firmware_py import datasets, imageio
 from firmware_py.codec import (
     container_v2,
@@ -52,7 +54,6 @@ from firmware_py.codec import (
 from firmware_py.codec.encoder import budget_bytes
 from firmware_py.codec.models import file_sha256
 from firmware_py.codec.profile_v2 import TransformProfile, get_transform_profile
-from firmware_py.fsutil import write_atomically
 
 PROFILE = "klt"
 # Per set version: (model name, profile key, table kinds).
@@ -199,12 +200,15 @@ def train(paths: list[Path], k: int, log, version: int = DEFAULT_VERSION) -> dic
     return arrays
 
 
-def save(out: Path, arrays: dict[str, np.ndarray], paths: list[Path], k: int, version: int) -> dict:
-    """Write the npz and return its manifest entry."""
+def save(
+    out: Path, arrays: dict[str, np.ndarray], paths: list[Path], k: int, version: int, replace_frozen: bool = False
+) -> dict:
+    """Write the npz (FrozenArtifactError if that changes the set in ``out`` and not
+    ``replace_frozen``) and return its manifest entry."""
     path = out / f"{SETS[version][0]}.npz"
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    write_atomically(path, buffer.getvalue())
+    write_frozen_artifact(path, buffer.getvalue(), replace_frozen)
     return {
         "file": path.name,
         "sha256": file_sha256(path),
@@ -226,6 +230,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--version", type=int, choices=sorted(SETS), default=DEFAULT_VERSION, help="stream version of the set"
     )
+    parser.add_argument(
+        REPLACE_FROZEN_FLAG,
+        action="store_true",
+        help="write a set that differs from the one in --out (breaks its streams)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.tables <= tablecoding.MAX_STATIC_TABLES:
         parser.error(f"--tables must be 1..{tablecoding.MAX_STATIC_TABLES}")
@@ -234,7 +243,12 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     paths = datasets.training_images()
-    entry = save(args.out, train(paths, args.tables, log, args.version), paths, args.tables, args.version)
+    arrays = train(paths, args.tables, log, args.version)
+    try:
+        entry = save(args.out, arrays, paths, args.tables, args.version, args.replace_frozen)
+    except FrozenArtifactError as error:
+        log(f"export.train_tables: error: {error}")
+        return 2
     model, key, _ = SETS[args.version]
     record_profile_model(args.out, PROFILE, key, model, entry)
     log(f"wrote {args.out / entry['file']}")

@@ -20,7 +20,10 @@ trains the upsampler, the *held-out* part measures it (export/measure_halfres.py
    (0.21 bpp) sat well above the held-out colour images' crossover (~0.12 bpp).
 
 Writes models/klt-half.npz, its manifest entry, and the klt profile's
-``half_resolution`` key; every other manifest entry is left as it is.
+``half_resolution`` key; every other manifest entry is left as it is. Stream
+fingerprints name the upsampler, so one that differs from the one in ``--out`` is not
+written (exit status 2, nothing changed) unless ``--replace-frozen`` is given
+(docs/MODELS.md, "Frozen artifacts").
 """
 
 from __future__ import annotations
@@ -32,12 +35,11 @@ from pathlib import Path
 
 import numpy as np
 
-from export.manifest import record_profile_model
+from export.manifest import REPLACE_FROZEN_FLAG, FrozenArtifactError, record_profile_model, write_frozen_artifact
 from firmware_py import datasets, imageio, metrics
 from firmware_py.codec import decode, models, resample
 from firmware_py.codec.encoder_v2 import encode
 from firmware_py.codec.errors import RateControlError
-from firmware_py.fsutil import write_atomically
 
 PROFILE = "klt"
 MODEL = "klt-half"
@@ -149,7 +151,9 @@ def fit(weight_paths: list[Path], rule_paths: list[Path], log) -> dict:
     return {"weights": weights, "thresholds": thresholds, "gains_db": gains}
 
 
-def save(out: Path, fitted: dict) -> dict:
+def save(out: Path, fitted: dict, replace_frozen: bool = False) -> dict:
+    """Write the npz (FrozenArtifactError if that changes the upsampler in ``out`` and
+    not ``replace_frozen``) and return its manifest entry."""
     path = out / f"{MODEL}.npz"
     buffer = io.BytesIO()
     np.savez(
@@ -158,13 +162,18 @@ def save(out: Path, fitted: dict) -> dict:
         gray_below_bpp=np.float64(fitted["thresholds"]["gray"]),
         colour_below_bpp=np.float64(fitted["thresholds"]["colour"]),
     )
-    write_atomically(path, buffer.getvalue())
+    write_frozen_artifact(path, buffer.getvalue(), replace_frozen)
     return {"file": path.name, "sha256": models.file_sha256(path), "kind": resample.KIND}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("models"))
+    parser.add_argument(
+        REPLACE_FROZEN_FLAG,
+        action="store_true",
+        help="write an upsampler that differs from the one in --out (breaks its streams)",
+    )
     args = parser.parse_args(argv)
     fit_part, held_out = split()
 
@@ -172,7 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         print(message, file=sys.stderr, flush=True)
 
     fitted = fit(fit_part, sorted(fit_part + held_out), log)
-    entry = save(args.out, fitted)
+    try:
+        entry = save(args.out, fitted, args.replace_frozen)
+    except FrozenArtifactError as error:
+        log(f"export.train_upsampler: error: {error}")
+        return 2
     entry["training"] = {
         "data": "waterloo training split: weights on the fit part (export/train_upsampler.split, luma), thresholds on every training image",
         "images": [p.name for p in fit_part],
