@@ -33,15 +33,16 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	QPV_REQUIRE_BACKENDS=1 $(PY) -m pytest -q
 
-# Retrain every model from the training split, re-export them for the backends and
-# re-measure them (deterministic: rewrites models/ with identical files; a few minutes).
-# Each step updates only its own keys of models/manifest.json. docs/MODELS.md explains each.
+# Retrain the models from the training split, re-export them for the backends and
+# re-measure them (deterministic: rewrites models/ with identical files; ~2 minutes).
+# Each step updates only its own keys of models/manifest.json. docs/MODELS.md explains
+# each. The klt upsampler, static Huffman sets and post-filter are frozen: the first two
+# are named in stream fingerprints (retraining them makes every stream written so far
+# undecodable), and the shipped ones and the post-filter were trained on encodes this
+# encoder no longer makes (docs/MODELS.md, "Frozen artifacts").
 models: $(VENV)/.installed
 	$(PY) -m export.train --out models
 	$(PY) -m export.train_v2 --out models
-	$(PY) -m export.train_upsampler --out models
-	$(PY) -m export.train_tables --out models
-	$(PY) -m export.train_postfilter --out models
 	$(PY) -m export --models models
 	$(PY) -m export.packet_tables --out models
 	$(PY) -m export.evaluate
